@@ -72,6 +72,7 @@ public:
 
     // Copies `n` bytes into `out`; on failure fills with zero.
     void bytes(void* out, size_t n) {
+        if (n == 0) return;  // memcpy with a null pointer is undefined even for 0
         if (!fits(n)) {
             std::memset(out, 0, n);
             return;
@@ -130,6 +131,7 @@ public:
     void be32(uint32_t v) { write<uint32_t, true>(v); }
     void be64(uint64_t v) { write<uint64_t, true>(v); }
     void bytes(const void* data, size_t n) {
+        if (n == 0) return;
         if (!fits(n)) return;
         std::memcpy(bytes_.data() + pos_, data, n);
         pos_ += n;
