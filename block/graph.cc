@@ -274,6 +274,8 @@ Status co_reopen(BlockNode* node, bool read_only) {
             if (!(edge->role() & kRoleCow)) out.push_back(edge.get());
         return out;
     };
+    // A node that swaps its descriptor must not have requests in flight.
+    co_drain(node);
     if (!read_only) {
         for (BdrvChild* edge : storage_children()) {
             TRY(co_reopen(edge->node(), false));

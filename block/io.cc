@@ -378,10 +378,12 @@ Result<BlockStatus> co_node_block_status(BlockNode* node, uint64_t offset, uint6
     if (status.bytes == 0 || status.bytes > end - begin)
         return make_error(ErrorKind::kInternal, node->driver().name + ": block status returned " +
                                                     std::to_string(status.bytes) + " bytes");
+    // Runs are whole alignment blocks, so the one at `begin` covers `offset`.
     const uint64_t skipped = offset - begin;
-    if (status.bytes <= skipped) status.bytes = std::min<uint64_t>(align, end - begin);
-    status.bytes = std::min(status.bytes - std::min(status.bytes, skipped), bytes);
-    if (status.bytes == 0) status.bytes = std::min(bytes, align - skipped);
+    if (status.bytes <= skipped)
+        return make_error(ErrorKind::kInternal, node->driver().name +
+                                                    ": block status run shorter than the alignment");
+    status.bytes = std::min(status.bytes - skipped, bytes);
     if (status.flags & kStatusOffsetValid) status.offset += skipped;
 
     if (status.flags & (kStatusData | kStatusZero)) {
