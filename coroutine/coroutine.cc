@@ -167,12 +167,11 @@ void Coroutine::prepare(size_t functor_size, size_t functor_align) {
 void enter(Coroutine* co) {
     Coroutine* const from = tls_current;
     EventLoop* const loop = detail::tls_current_loop;
+    // Coroutines woken meanwhile; the common case never touches it.
     CoroutineList pending;
-    pending.push_back(co);
     std::exception_ptr first_exception;
 
-    while (!pending.empty()) {
-        Coroutine* to = pending.pop_front();
+    for (Coroutine* to = co; to != nullptr; to = pending.pop_front()) {
         if (to->running_) fatal("coroutine re-entered recursively");
         to->running_ = true;
         to->wake_pending_ = false;
@@ -191,7 +190,7 @@ void enter(Coroutine* co) {
         to->caller_ = nullptr;
         // Coroutines woken by `to` run next, before older pending ones
         // (depth first, as QEMU does).
-        pending.prepend(to->wakeup_);
+        if (!to->wakeup_.empty()) pending.prepend(to->wakeup_);
 
         if (static_cast<Action>(reinterpret_cast<uintptr_t>(back.data)) == Action::kTerminate) {
             if (to->locks_held_ != 0) fatal("coroutine terminated while holding a lock");
