@@ -34,8 +34,11 @@ public:
     }
 
     // Creates (truncating) the protocol file for `filename` with the given
-    // size and preallocation, and opens it read-write without probing: a
-    // format writes its metadata through the returned backend.
+    // size and the protocol's create options (preallocation, nocow, ...),
+    // and opens it read-write without probing: a format writes its metadata
+    // through the returned backend.
+    Result<std::unique_ptr<BlockBackend>> co_create_file(uint64_t file_size,
+                                                         qapi::OptionsTree protocol_options);
     Result<std::unique_ptr<BlockBackend>> co_create_file(uint64_t file_size, Prealloc prealloc);
 
 private:
@@ -47,8 +50,12 @@ private:
     std::string backing_format_;
 };
 
+// The protocol that creates the file for `filename` ("file" by default).
+const BlockDriver* protocol_for_create(const std::string& filename);
+
 // Creates an image of `format` (runs the loop; call from plain code or a
-// coroutine). Options unknown to the format's schema are an error.
+// coroutine). Options unknown to both the format's and the protocol's
+// create schemas are an error ("Invalid parameter 'x'").
 Status create_image(const std::string& format, const std::string& filename, uint64_t size,
                     qapi::OptionsTree options, const std::string& backing_file = {},
                     const std::string& backing_format = {});

@@ -387,6 +387,21 @@ Result<NodeRef> co_open_node(const std::string& filename_in, qapi::OptionsTree o
     std::vector<std::string> local_warnings;
     std::vector<std::string>* sink = warnings ? warnings : &local_warnings;
     NodeRef preopened_file;
+    bool probed = false;
+    if (auto reference = options.get("file"); reference && (!driver || driver->is_format())) {
+        // "file=NAME" refers to an existing node (QEMU's bdrv_open_child).
+        BlockNode* existing = find_node(*reference);
+        if (!existing)
+            return make_error(ErrorKind::kNotFound, "Cannot find device='" + *reference +
+                                                        "' nor node-name='" + *reference + "'");
+        options.erase("file");
+        preopened_file = NodeRef(existing);
+        if (!driver) {
+            ASSIGN_OR_RETURN(std::vector<std::byte> head, co_read_head(existing));
+            driver = probe_format(head, existing->filename());
+            probed = true;
+        }
+    }
     if (!driver) {
         if (filename.empty()) return invalid_argument("The 'file' block driver requires a file name");
         const BlockDriver* file_driver = find_block_driver("file");
@@ -400,7 +415,9 @@ Result<NodeRef> co_open_node(const std::string& filename_in, qapi::OptionsTree o
                              co_open_node(filename, std::move(file_options), flags, false, sink));
             ASSIGN_OR_RETURN(std::vector<std::byte> head, co_read_head(preopened_file.get()));
             driver = probe_format(head, filename);
-            if (driver->name == "raw") sink->push_back(probe_warning(filename));
+            probed = true;
+            // qemu-img and qemu-io warn only when the image may be written.
+            if (driver->name == "raw" && !flags.read_only) sink->push_back(probe_warning(filename));
         }
     }
     if (!driver->is_format() && !filename.empty() && !options.has("filename"))
@@ -408,7 +425,7 @@ Result<NodeRef> co_open_node(const std::string& filename_in, qapi::OptionsTree o
 
     OpenContext ctx(filename, std::move(options), flags);
     ctx.set_warnings_sink(sink);
-    ctx.set_format_probed(static_cast<bool>(preopened_file));
+    ctx.set_format_probed(probed);
     ctx.set_preopened_file(std::move(preopened_file));
     ASSIGN_OR_RETURN(std::unique_ptr<BlockNode> node, driver->co_open(ctx));
     NodeRef ref(node.release());

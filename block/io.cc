@@ -67,8 +67,9 @@ public:
         else
             node_->tracked_tail_ = req_.prev;
         if (req_.serialising) --node_->serialising_in_flight_;
-        req_.waiters.wake_all();
-        if (--node_->in_flight_ == 0) node_->drain_waiters_.wake_all();
+        if (!req_.waiters.empty()) req_.waiters.wake_all();
+        if (--node_->in_flight_ == 0 && !node_->drain_waiters_.empty())
+            node_->drain_waiters_.wake_all();
     }
     RequestTracker(const RequestTracker&) = delete;
     RequestTracker& operator=(const RequestTracker&) = delete;
@@ -236,7 +237,8 @@ Status co_child_preadv(BdrvChild* child, uint64_t offset, uint64_t bytes, IoVect
     if (bytes == 0) return {};
     TRY(check_offset(offset, bytes));
     if (qiov.size() < bytes) return invalid_argument("read buffer smaller than the request");
-    IoVector exact = qiov.size() == bytes ? qiov : qiov.slice(0, bytes);
+    if (qiov.size() == bytes) return co_preadv_tracked(child->node(), offset, bytes, qiov, flags & ~kReqFua);
+    IoVector exact = qiov.slice(0, bytes);
     return co_preadv_tracked(child->node(), offset, bytes, exact, flags & ~kReqFua);
 }
 
@@ -253,9 +255,13 @@ Status co_child_pwritev(BdrvChild* child, uint64_t offset, uint64_t bytes, IoVec
         if (node->open_flags().detect_zeroes == DetectZeroes::kUnmap) zflags |= kReqMayUnmap;
         return co_child_pwrite_zeroes(child, offset, bytes, zflags);
     }
-    IoVector exact = qiov.size() == bytes ? qiov : qiov.slice(0, bytes);
     const uint32_t native = node->supported_write_flags() | kReqWriteCompressed;
-    TRY(co_pwritev_tracked(node, offset, bytes, exact, flags & native));
+    if (qiov.size() == bytes) {
+        TRY(co_pwritev_tracked(node, offset, bytes, qiov, flags & native));
+    } else {
+        IoVector exact = qiov.slice(0, bytes);
+        TRY(co_pwritev_tracked(node, offset, bytes, exact, flags & native));
+    }
     if ((flags & kReqFua) && !(node->supported_write_flags() & kReqFua)) return co_node_flush(node);
     return {};
 }

@@ -25,21 +25,16 @@ const qapi::Schema<RawOptions> kRawSchema(
                qapi::size_field("size", &RawOptions::size, qapi::kNoDefault, "virtual disk size"),
            });
 
+// raw's own create option is the size; everything else (preallocation,
+// nocow, ...) belongs to the protocol, as in QEMU.
 struct RawCreateOptions {
     uint64_t size = 0;
-    Prealloc preallocation = Prealloc::kOff;
 };
 
 const qapi::Schema<RawCreateOptions> kRawCreateSchema(
-    "raw",
-    {
-        qapi::size_field("size", &RawCreateOptions::size, qapi::kNoDefault, "Virtual disk size"),
-        qapi::enum_field("preallocation", &RawCreateOptions::preallocation,
-                         {{"off", Prealloc::kOff}, {"falloc", Prealloc::kFalloc},
-                          {"full", Prealloc::kFull}},
-                         "off",
-                         "Preallocation mode (allowed values: off, falloc, full)"),
-    });
+    "raw", {
+               qapi::size_field("size", &RawCreateOptions::size, qapi::kNoDefault, "Virtual disk size"),
+           });
 
 class RawNode final : public BlockNode {
 public:
@@ -153,8 +148,9 @@ Result<std::unique_ptr<BlockNode>> co_open_raw(OpenContext& ctx) {
 
 Status co_create_raw(CreateContext& ctx) {
     ASSIGN_OR_RETURN(RawCreateOptions options, kRawCreateSchema.parse(ctx.options()));
+    (void)options;  // the size comes through ctx.size()
     ASSIGN_OR_RETURN(std::unique_ptr<BlockBackend> file,
-                     ctx.co_create_file(ctx.size(), options.preallocation));
+                     ctx.co_create_file(ctx.size(), std::move(ctx.options())));
     return {};
 }
 

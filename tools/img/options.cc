@@ -1,0 +1,194 @@
+// Shared pieces of coblock-img: program name, error reporting, number
+// parsing and image opening as QEMU 7.2 qemu-img.c (error_exit, cvtnum_full,
+// img_open) does them; texts checked against the qemu-img 7.2 binary.
+#include "tools/img/options.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "block/driver.h"
+#include "qapi/keyval.h"
+#include "qapi/schema.h"
+
+#ifndef COBLOCK_VERSION
+#define COBLOCK_VERSION "unknown"
+#endif
+
+namespace coblock::img {
+namespace {
+
+std::string& program_name_storage() {
+    static std::string name = "coblock-img";
+    return name;
+}
+
+}  // namespace
+
+void set_program_name(const char* argv0) {
+    if (argv0 == nullptr || *argv0 == '\0') return;
+    const char* slash = std::strrchr(argv0, '/');
+    program_name_storage() = slash ? slash + 1 : argv0;
+}
+
+const std::string& program_name() {
+    return program_name_storage();
+}
+
+const char* version_string() {
+    static const std::string text = program_name() + " version " COBLOCK_VERSION
+                                                     " (coblock)\n"
+                                                     "Copyright (c) 2026 The coblock authors\n";
+    return text.c_str();
+}
+
+void error_report(std::string_view message) {
+    std::fflush(stdout);  // keep stdout lines before the error, as QEMU's line buffering does
+    std::fprintf(stderr, "%s: %.*s\n", program_name().c_str(), static_cast<int>(message.size()),
+                 message.data());
+}
+
+void warn_report(std::string_view message) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: warning: %.*s\n", program_name().c_str(),
+                 static_cast<int>(message.size()), message.data());
+}
+
+void error_exit(std::string_view message) {
+    error_report(message);
+    std::fprintf(stderr, "Try '%s --help' for more information\n", program_name().c_str());
+    std::exit(EXIT_FAILURE);
+}
+
+void missing_argument(const char* option) {
+    error_exit(std::string("missing argument for option '") + option + "'");
+}
+
+void unrecognized_option(const char* option) {
+    error_exit(std::string("unrecognized option '") + option + "'");
+}
+
+void print_help_and_exit() {
+    std::vector<std::string> names;
+    for (const BlockDriver* driver : block_drivers())
+        names.push_back(driver->name);
+    std::sort(names.begin(), names.end());  // qemu-img lists them sorted
+    std::string formats;
+    for (const std::string& name : names)
+        formats += " " + name;
+    const std::string& prog = program_name();
+    std::printf(
+        "%s"
+        "usage: %s [standard options] command [command options]\n"
+        "coblock disk image utility\n"
+        "\n"
+        "    '-h', '--help'       display this help and exit\n"
+        "    '-V', '--version'    output version information and exit\n"
+        "\n"
+        "Command syntax:\n"
+        "  bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] "
+        "[-n] [--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] "
+        "[-S step_size] [-t cache] [-w] [-U] [--image-opts] filename\n"
+        "  create [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] "
+        "filename [size]\n"
+        "\n"
+        "Command parameters:\n"
+        "  'filename' is a disk image filename\n"
+        "  'fmt' is the disk image format. It is guessed automatically in most cases\n"
+        "  'cache' is the cache mode used to write the output disk image, the valid\n"
+        "    options are: 'none', 'writeback' (default), 'writethrough',\n"
+        "    'directsync' and 'unsafe'\n"
+        "  'aio' is the AIO backend: 'threads' (default), 'native' or 'io_uring'\n"
+        "  'size' is the disk image size in bytes. Optional suffixes\n"
+        "    'k' or 'K' (kilobyte, 1024), 'M' (megabyte, 1024k), 'G' (gigabyte, 1024M),\n"
+        "    'T' (terabyte, 1024G), 'P' (petabyte, 1024T) and 'E' (exabyte, 1024P)  are\n"
+        "    supported. 'b' is ignored.\n"
+        "  'options' is a comma separated list of format specific options in a\n"
+        "    name=value format. Use -o help for an overview of the options supported by\n"
+        "    the used format\n"
+        "  '-u' allows unsafe backing chains. For image creation, allow creating\n"
+        "       without attempting to open the backing file.\n"
+        "  '-h' with or without a command shows this help and lists the supported formats\n"
+        "  '-q' use Quiet mode - do not print any output (except errors)\n"
+        "\n"
+        "Parameters to bench subcommand:\n"
+        "  '-n' uses native AIO (aio=native; needs '-t none')\n"
+        "  '-U' opens the image without locking it (force share)\n"
+        "\n"
+        "Supported formats:%s\n",
+        version_string(), prog.c_str(), formats.c_str());
+    std::exit(EXIT_SUCCESS);
+}
+
+std::optional<int64_t> cvtnum(std::string_view what, const char* text, int64_t min, int64_t max) {
+    bool hex_with_suffix = false;
+    Result<uint64_t> value = qapi::strtosz(text, &hex_with_suffix);
+    if (!value && value.error().kind != ErrorKind::kOutOfRange) {
+        error_report("Invalid " + std::string(what) +
+                     " specified. You may use k, M, G, T, P or E suffixes for");
+        error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+        return std::nullopt;
+    }
+    if (hex_with_suffix)
+        warn_report(std::string("Using a multiplier suffix on hex numbers is deprecated: ") + text);
+    if (!value || *value > static_cast<uint64_t>(max) || static_cast<int64_t>(*value) < min) {
+        error_report("Invalid " + std::string(what) + " specified. Must be between " +
+                     std::to_string(min) + " and " + std::to_string(max) + ".");
+        return std::nullopt;
+    }
+    return static_cast<int64_t>(*value);
+}
+
+std::optional<unsigned long> parse_ulong(const char* text) {
+    if (text == nullptr) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long value = std::strtoul(text, &end, 0);
+    if (errno != 0 || end == text || *end != '\0') return std::nullopt;
+    return value;
+}
+
+std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
+    qapi::OptionsTree options;
+    std::string filename = spec.filename;
+    if (spec.image_opts) {
+        if (!spec.format.empty()) {
+            error_report("--image-opts and --format are mutually exclusive");
+            return nullptr;
+        }
+        std::vector<std::string> warnings;
+        Result<qapi::OptionsTree> parsed = qapi::parse_qemu_opts(spec.filename, "file", &warnings);
+        for (const std::string& warning : warnings)
+            warn_report(warning);
+        if (!parsed) {
+            error_report(parsed.error().to_string());
+            return nullptr;
+        }
+        options = std::move(*parsed);
+        filename.clear();
+    } else if (!spec.format.empty()) {
+        options.set("driver", spec.format);
+    }
+    std::vector<std::string> warnings;
+    Result<std::unique_ptr<BlockBackend>> blk =
+        BlockBackend::open(filename, std::move(options), spec.flags, &warnings);
+    std::fflush(stdout);
+    for (const std::string& warning : warnings) {
+        // QEMU's raw driver warns about a probed format only when the image
+        // is writable (raw_open); the block layer reports it either way.
+        if (spec.flags.read_only &&
+            warning.rfind("WARNING: Image format was not specified", 0) == 0)
+            continue;
+        std::fprintf(stderr, "%s\n", warning.c_str());
+    }
+    if (!blk) {
+        error_report("Could not open '" + spec.filename + "': " + blk.error().to_string());
+        return nullptr;
+    }
+    return std::move(*blk);
+}
+
+}  // namespace coblock::img

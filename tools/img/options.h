@@ -1,0 +1,65 @@
+// Shared pieces of coblock-img's subcommands: the program name and QEMU's
+// error_report/error_exit conventions, qemu-img's number parsers (cvtnum,
+// qemu_strtoul) and img_open. Follows QEMU 7.2 qemu-img.c and
+// specs/qemu-img-output.md §0.1.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "block/backend.h"
+#include "block/types.h"
+
+namespace coblock::img {
+
+// The name errors start with: argv[0]'s basename, so a symlink named
+// qemu-img prints "qemu-img: ..." exactly as QEMU does (error_init()).
+void set_program_name(const char* argv0);
+const std::string& program_name();
+const char* version_string();  // "<prog> version X (coblock)\n" + copyright line
+
+// "<prog>: <message>\n" on stderr (QEMU's error_report). A message with
+// several lines is printed as is after the prefix.
+void error_report(std::string_view message);
+// "<prog>: warning: <message>\n" (QEMU's warn_report).
+void warn_report(std::string_view message);
+// error_report, then "Try '<prog> --help' for more information", exit 1.
+[[noreturn]] void error_exit(std::string_view message);
+// The two getopt failures qemu-img reports through error_exit (the option
+// text is argv[optind - 1] after getopt returned ':' or '?').
+[[noreturn]] void missing_argument(const char* option);
+[[noreturn]] void unrecognized_option(const char* option);
+// The full `--help` text; exits 0.
+[[noreturn]] void print_help_and_exit();
+
+// qemu-img's cvtnum_full: a size with k/M/G/T/P/E suffixes within
+// [min, max]. On a bad value prints qemu-img's two lines naming `what`
+// ("image size", "buffer size", "step_size", "offset") or the range line,
+// and returns nullopt. A hex number with a suffix is accepted with QEMU's
+// deprecation warning.
+std::optional<int64_t> cvtnum(std::string_view what, const char* text, int64_t min = 0,
+                              int64_t max = INT64_MAX);
+
+// qemu_strtoul(text, NULL, 0, &res): base 0 (decimal, 0x hex, 0 octal),
+// leading whitespace allowed, '-' wraps as strtoul does, no trailing text.
+std::optional<unsigned long> parse_ulong(const char* text);
+
+// How img_open opens an image: a filename with an optional -f format, or
+// with --image-opts an option string (QemuOpts syntax with implied key
+// "file", as qemu-img's "source" option list).
+struct ImageSpec {
+    std::string filename;
+    std::string format;  // empty: probe
+    bool image_opts = false;
+    OpenFlags flags;
+};
+
+// Opens the image as qemu-img's img_open: errors are printed as
+// "Could not open '<name>': <reason>" and give nullptr. Probe warnings are
+// printed on stderr as QEMU does.
+std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec);
+
+}  // namespace coblock::img

@@ -1,0 +1,276 @@
+// open, close and reopen, and openfile() behind the command line's image
+// argument. Follows qemu-io 7.2 (qemu-io.c openfile/open_f/close_f,
+// qemu-io-cmds.c reopen_f): options, messages and their streams.
+#include <getopt.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "block/graph.h"
+#include "coroutine/run_sync.h"
+#include "qapi/keyval.h"
+#include "qapi/schema.h"
+#include "tools/io/commands.h"
+#include "tools/io/open_image.h"
+#include "tools/io/report.h"
+
+namespace coblock::io {
+
+namespace {
+
+constexpr char kOpenHelp[] =
+    "\n"
+    " opens a new file in the requested mode\n"
+    "\n"
+    " Example:\n"
+    " 'open -n -o driver=raw /tmp/data' - opens raw data file read-write, uncached\n"
+    "\n"
+    " Opens a file for subsequent use by all of the other qemu-io commands.\n"
+    " -r, -- open file read-only\n"
+    " -s, -- use snapshot file\n"
+    " -C, -- use copy-on-read\n"
+    " -n, -- disable host cache, short for -t none\n"
+    " -U, -- force shared permissions\n"
+    " -k, -- use kernel AIO implementation (Linux only, prefer use of -i)\n"
+    " -i, -- use AIO mode (threads, native or io_uring)\n"
+    " -t, -- use the given cache mode for the image\n"
+    " -d, -- use the given discard mode for the image\n"
+    " -o, -- options to be given to the block driver\n";
+
+constexpr char kReopenHelp[] =
+    "\n"
+    " Changes the open options of an already opened image\n"
+    "\n"
+    " Example:\n"
+    " 'reopen -o lazy-refcounts=on' - activates lazy refcount writeback on a qcow2 image\n"
+    "\n"
+    " -r, -- Reopen the image read-only\n"
+    " -w, -- Reopen the image read-write\n"
+    " -c, -- Change the cache mode to the given value\n"
+    " -o, -- Changes block driver options (cf. 'open' command)\n"
+    "\n";
+
+const CmdInfo kOpenCmd = {"open", "o", nullptr, 1, -1, kCmdNoFileOk, 0,
+                          "[-rsCnkU] [-t cache] [-d discard] [-o options] [path]",
+                          "open the file specified by path", kOpenHelp};
+const CmdInfo kReopenCmd = {"reopen", nullptr, nullptr, 0, -1, 0, 0,
+                            "[(-r|-w)] [-c cache] [-o options]",
+                            "reopens an image with new options", kReopenHelp};
+
+bool parse_discard(const char* text, OpenFlags& flags) {
+    if (!std::strcmp(text, "off") || !std::strcmp(text, "ignore")) {
+        flags.discard = DiscardMode::kIgnore;
+    } else if (!std::strcmp(text, "on") || !std::strcmp(text, "unmap")) {
+        flags.discard = DiscardMode::kUnmap;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+// `open -o a -o b` accumulates into one option set; a later key wins.
+bool merge_options(std::optional<qapi::OptionsTree>& into, const char* text) {
+    std::optional<qapi::OptionsTree> parsed = parse_image_options(text, "");
+    if (!parsed) return false;
+    if (!into) into.emplace();
+    into->merge(*parsed, true);
+    return true;
+}
+
+int open_f(int argc, char** argv) {
+    OpenFlags flags = default_open_flags();
+    bool force_share = false;
+    std::optional<qapi::OptionsTree> options;
+    int c;
+    while ((c = getopt(argc, argv, "snCro:ki:t:d:U")) != -1) {
+        switch (c) {
+            case 's':
+                error_report("snapshot mode (-s) is not supported yet");
+                return -ENOTSUP;
+            case 'n':
+                flags.cache_direct = true;
+                flags.writethrough = false;
+                break;
+            case 'C': flags.copy_on_read = true; break;
+            case 'r': flags.read_only = true; break;
+            case 'o':
+                if (shell().image_opts) {
+                    std::printf("--image-opts and 'open -o' are mutually exclusive\n");
+                    return -EINVAL;
+                }
+                if (!merge_options(options, optarg)) return -EINVAL;
+                break;
+            case 'k': flags.aio = AioMode::kNative; break;
+            case 't':
+                if (!parse_cache_mode(optarg, flags)) {
+                    error_report(std::string("Invalid cache option: ") + optarg);
+                    return -EINVAL;
+                }
+                break;
+            case 'd':
+                if (!parse_discard(optarg, flags)) {
+                    error_report(std::string("Invalid discard option: ") + optarg);
+                    return -EINVAL;
+                }
+                break;
+            case 'i':
+                if (!parse_aio_mode(optarg, flags.aio)) {
+                    error_report(std::string("Invalid aio option: ") + optarg);
+                    return -EINVAL;
+                }
+                break;
+            case 'U': force_share = true; break;
+            default: return command_usage(kOpenCmd);
+        }
+    }
+    // With --image-opts the argument is an option string, not a filename.
+    if (shell().image_opts && optind == argc - 1) {
+        if (!merge_options(options, argv[optind])) return -EINVAL;
+        optind++;
+    }
+    int ret;
+    if (optind == argc - 1) {
+        ret = open_image(argv[optind], flags, force_share, std::move(options));
+    } else if (optind == argc) {
+        ret = open_image(nullptr, flags, force_share, std::move(options));
+    } else {
+        return command_usage(kOpenCmd);
+    }
+    return ret ? -EINVAL : 0;
+}
+
+int close_f(int, char**) {
+    shell().blk.reset();
+    return 0;
+}
+
+// Switches read-only/read-write and the device's writethrough mode. Other
+// driver options cannot change yet: they are refused with QEMU's message.
+int reopen_f(int argc, char** argv) {
+    BlockBackend& blk = *shell().blk;
+    bool read_only = blk.root()->read_only();
+    OpenFlags cache_flags = blk.root()->open_flags();
+    bool has_rw_option = false, has_cache_option = false;
+    std::optional<qapi::OptionsTree> options;
+    int c;
+    while ((c = getopt(argc, argv, "c:o:rw")) != -1) {
+        switch (c) {
+            case 'c':
+                if (!parse_cache_mode(optarg, cache_flags)) {
+                    error_report(std::string("Invalid cache option: ") + optarg);
+                    return -EINVAL;
+                }
+                has_cache_option = true;
+                break;
+            case 'o':
+                if (!merge_options(options, optarg)) return -EINVAL;
+                break;
+            case 'r':
+            case 'w':
+                if (has_rw_option) {
+                    error_report("Only one -r/-w option may be given");
+                    return -EINVAL;
+                }
+                read_only = c == 'r';
+                has_rw_option = true;
+                break;
+            default: return command_usage(kReopenCmd);
+        }
+    }
+    if (optind != argc) return command_usage(kReopenCmd);
+    if (options) {
+        if (auto ro = options->take("read-only")) {
+            if (has_rw_option) {
+                error_report("Cannot set both -r/-w and 'read-only'");
+                return -EINVAL;
+            }
+            Result<bool> value = qapi::parse_bool_option("read-only", *ro);
+            if (!value.ok()) {
+                error_report(value.error().message);
+                return -EINVAL;
+            }
+            read_only = *value;
+        }
+        for (const char* key : {"cache.direct", "cache.no-flush"}) {
+            if (options->has(key) && has_cache_option) {
+                error_report("Cannot set both -c and the cache options");
+                return -EINVAL;
+            }
+        }
+        if (!options->empty()) {
+            error_report("Cannot change the option '" + options->keys().front() + "'");
+            return -EINVAL;
+        }
+    }
+    if (read_only != blk.root()->read_only()) {
+        blk.drain();
+        Status s = run_sync(blk.loop(), [&] { return co_reopen(blk.root(), read_only); });
+        if (!s.ok()) {
+            error_report(s.error().message);
+            return -EINVAL;
+        }
+    }
+    blk.set_writethrough(cache_flags.writethrough);
+    return 0;
+}
+
+}  // namespace
+
+OpenFlags default_open_flags() {
+    OpenFlags flags;
+    flags.writethrough = true;
+    flags.discard = DiscardMode::kUnmap;
+    return flags;
+}
+
+std::optional<qapi::OptionsTree> parse_image_options(const char* text, const char* implied_key) {
+    std::vector<std::string> warnings;
+    Result<qapi::OptionsTree> tree = qapi::parse_qemu_opts(text, implied_key, &warnings);
+    for (const std::string& w : warnings) warn_report(w);
+    if (!tree.ok()) {
+        error_report(tree.error().message);
+        return std::nullopt;
+    }
+    return std::move(*tree);
+}
+
+int open_image(const char* name, const OpenFlags& flags, bool force_share,
+               std::optional<qapi::OptionsTree> options) {
+    if (shell().blk) {
+        error_report("file open already, try 'help close'");
+        return 1;
+    }
+    qapi::OptionsTree tree = options ? std::move(*options) : qapi::OptionsTree();
+    if (force_share) {
+        std::optional<std::string> current = tree.get("force-share");
+        if (current && *current != "on") {
+            error_report("-U conflicts with image options");
+            return 1;
+        }
+        tree.set("force-share", "on");
+    }
+    std::vector<std::string> warnings;
+    Result<std::unique_ptr<BlockBackend>> blk =
+        BlockBackend::open(name ? name : "", std::move(tree), flags, &warnings);
+    for (const std::string& w : warnings) std::fprintf(stderr, "%s\n", w.c_str());
+    if (!blk.ok()) {
+        error_report(std::string("can't open") + (name ? " device " : "") + (name ? name : "") +
+                     ": " + blk.error().message);
+        return 1;
+    }
+    shell().blk = std::move(*blk);
+    return 0;
+}
+
+void register_open_commands() {
+    CmdInfo open = kOpenCmd, reopen = kReopenCmd;
+    open.handler = open_f;
+    reopen.handler = reopen_f;
+    add_command(open);
+    add_command(reopen);
+    add_command({"close", "c", close_f, 0, 0, 0, 0, nullptr, "close the current open file",
+                 nullptr});
+}
+
+}  // namespace coblock::io
