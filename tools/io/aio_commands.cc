@@ -63,12 +63,26 @@ constexpr char kAioWriteHelp[] =
     " -z, -- write zeroes using blk_aio_pwrite_zeroes\n"
     "\n";
 
-const CmdInfo kAioReadCmd = {"aio_read", nullptr, nullptr, 2, -1, 0, 0,
+const CmdInfo kAioReadCmd = {"aio_read",
+                             nullptr,
+                             nullptr,
+                             2,
+                             -1,
+                             0,
+                             0,
                              "[-Ciqv] [-P pattern] off len [len..]",
-                             "asynchronously reads a number of bytes", kAioReadHelp};
-const CmdInfo kAioWriteCmd = {"aio_write", nullptr, nullptr, 2, -1, 0, kCmdPermWrite,
+                             "asynchronously reads a number of bytes",
+                             kAioReadHelp};
+const CmdInfo kAioWriteCmd = {"aio_write",
+                              nullptr,
+                              nullptr,
+                              2,
+                              -1,
+                              0,
+                              kCmdPermWrite,
                               "[-Cfiquz] [-P pattern] off len [len..]",
-                              "asynchronously writes a number of bytes", kAioWriteHelp};
+                              "asynchronously writes a number of bytes",
+                              kAioWriteHelp};
 
 // One request in flight; freed by its completion.
 struct AioContext {
@@ -116,7 +130,9 @@ int aio_read_f(int argc, char** argv) {
     int c;
     while ((c = getopt(argc, argv, "CP:iqv")) != -1) {
         switch (c) {
-            case 'C': ctx->Cflag = true; break;
+            case 'C':
+                ctx->Cflag = true;
+                break;
             case 'P':
                 ctx->Pflag = true;
                 ctx->pattern = parse_pattern(optarg);
@@ -126,9 +142,14 @@ int aio_read_f(int argc, char** argv) {
                 // qemu-io only counts an invalid request in its statistics.
                 std::printf("injecting invalid read request\n");
                 return 0;
-            case 'q': ctx->qflag = true; break;
-            case 'v': ctx->vflag = true; break;
-            default: return command_usage(kAioReadCmd);
+            case 'q':
+                ctx->qflag = true;
+                break;
+            case 'v':
+                ctx->vflag = true;
+                break;
+            default:
+                return command_usage(kAioReadCmd);
         }
     }
     if (optind > argc - 2) return command_usage(kAioReadCmd);
@@ -143,7 +164,8 @@ int aio_read_f(int argc, char** argv) {
     ctx->size = static_cast<int64_t>(ctx->vec->qiov.size());
     ctx->t1 = now_monotonic();
     AioContext* raw = ctx.release();
-    shell().blk->aio_preadv(static_cast<uint64_t>(raw->offset), &raw->vec->qiov, aio_read_done, raw);
+    shell().blk->aio_preadv(static_cast<uint64_t>(raw->offset), &raw->vec->qiov, aio_read_done,
+                            raw);
     return 0;
 }
 
@@ -154,10 +176,18 @@ int aio_write_f(int argc, char** argv) {
     int c;
     while ((c = getopt(argc, argv, "CfiqP:uz")) != -1) {
         switch (c) {
-            case 'C': ctx->Cflag = true; break;
-            case 'f': flags |= kReqFua; break;
-            case 'q': ctx->qflag = true; break;
-            case 'u': flags |= kReqMayUnmap; break;
+            case 'C':
+                ctx->Cflag = true;
+                break;
+            case 'f':
+                flags |= kReqFua;
+                break;
+            case 'q':
+                ctx->qflag = true;
+                break;
+            case 'u':
+                flags |= kReqMayUnmap;
+                break;
             case 'P':
                 // qemu-io 7.2 never sets Pflag here, so "-z and -P" is not
                 // refused: -z wins and zeroes are written.
@@ -167,8 +197,11 @@ int aio_write_f(int argc, char** argv) {
             case 'i':
                 std::printf("injecting invalid write request\n");
                 return 0;
-            case 'z': ctx->zflag = true; break;
-            default: return command_usage(kAioWriteCmd);
+            case 'z':
+                ctx->zflag = true;
+                break;
+            default:
+                return command_usage(kAioWriteCmd);
         }
     }
     if (optind > argc - 2) return command_usage(kAioWriteCmd);

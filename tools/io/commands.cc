@@ -95,7 +95,8 @@ void help_oneline(const char* name, const CmdInfo& cmd) {
 
 int help_f(int argc, char** argv) {
     if (argc < 2) {
-        for (const CmdInfo& cmd : table()) help_oneline(cmd.name, cmd);
+        for (const CmdInfo& cmd : table())
+            help_oneline(cmd.name, cmd);
         std::printf("\nUse 'help commandname' for extended help.\n");
         return 0;
     }
@@ -147,7 +148,9 @@ int sigraise_f(int, char** argv) {
     return 0;
 }
 
-[[noreturn]] int abort_f(int, char**) { std::abort(); }
+[[noreturn]] int abort_f(int, char**) {
+    std::abort();
+}
 
 // Breakpoints need a blkdebug node, which coblock has not got yet; without
 // one qemu-io's bdrv_debug_* calls fail with ENOTSUP, as here.
@@ -168,7 +171,9 @@ int resume_f(int, char**) {
 
 // qemu-io waits forever here when no blkdebug node can ever suspend a
 // request; failing at once is the useful deviation.
-int wait_break_f(int, char**) { return -ENOTSUP; }
+int wait_break_f(int, char**) {
+    return -ENOTSUP;
+}
 
 constexpr char kSigraiseHelp[] =
     "\n"
@@ -191,10 +196,9 @@ Shell& shell() {
 void add_command(const CmdInfo& cmd) {
     auto& commands = table();
     // Kept sorted by name: `help` lists commands in this order.
-    auto at = std::lower_bound(commands.begin(), commands.end(), cmd,
-                               [](const CmdInfo& a, const CmdInfo& b) {
-                                   return std::strcmp(a.name, b.name) < 0;
-                               });
+    auto at = std::lower_bound(
+        commands.begin(), commands.end(), cmd,
+        [](const CmdInfo& a, const CmdInfo& b) { return std::strcmp(a.name, b.name) < 0; });
     commands.insert(at, cmd);
 }
 
@@ -220,7 +224,8 @@ void register_core_commands() {
 
 const CmdInfo* find_command(const char* name) {
     for (const CmdInfo& cmd : table()) {
-        if (std::strcmp(cmd.name, name) == 0 || (cmd.altname && std::strcmp(cmd.altname, name) == 0))
+        if (std::strcmp(cmd.name, name) == 0 ||
+            (cmd.altname && std::strcmp(cmd.altname, name) == 0))
             return &cmd;
     }
     return nullptr;
@@ -235,7 +240,8 @@ int run_command_line(const std::string& line) {
     std::vector<std::string> words = breakline(line);
     if (words.empty()) return 0;
     std::vector<char*> argv;
-    for (std::string& w : words) argv.push_back(w.data());
+    for (std::string& w : words)
+        argv.push_back(w.data());
     argv.push_back(nullptr);
     const CmdInfo* cmd = find_command(argv[0]);
     if (!cmd) {
@@ -254,8 +260,12 @@ IoBuffer::IoBuffer(size_t length, int pattern) : length_(length) {
     data_ = base_ + extra;
 }
 
-IoBuffer::~IoBuffer() { std::free(base_); }
+IoBuffer::~IoBuffer() {
+    std::free(base_);
+}
 
-int status_errno(const Status& status) { return status.ok() ? 0 : status.error().as_errno(); }
+int status_errno(const Status& status) {
+    return status.ok() ? 0 : status.error().as_errno();
+}
 
 }  // namespace coblock::io

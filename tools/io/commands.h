@@ -18,7 +18,7 @@ struct CmdInfo;
 using CmdHandler = int (*)(int argc, char** argv);
 
 enum CmdFlag : unsigned {
-    kCmdGlobal = 1u << 0,  // runs with or without an open image (help, quit)
+    kCmdGlobal = 1u << 0,    // runs with or without an open image (help, quit)
     kCmdNoFileOk = 1u << 1,  // may run without an image (open, sleep)
 };
 
@@ -33,13 +33,13 @@ struct CmdInfo {
     const char* name;
     const char* altname;  // one-letter alias or nullptr
     CmdHandler handler;
-    int argmin;            // arguments after the name; -1 = no minimum
-    int argmax;            // -1 = no maximum
+    int argmin;  // arguments after the name; -1 = no minimum
+    int argmax;  // -1 = no maximum
     unsigned flags;
     unsigned perm;
-    const char* args;      // usage after the name, nullptr when none
+    const char* args;  // usage after the name, nullptr when none
     const char* oneline;
-    const char* help;      // extended help text (printed as is) or nullptr
+    const char* help;  // extended help text (printed as is) or nullptr
 };
 
 // What every command acts on: the image (null when none is open), and
@@ -71,7 +71,7 @@ const CmdInfo* find_command(const char* name);
 // I/O buffers as qemu-io's qemu_io_alloc: `length` bytes filled with
 // `pattern` (0xab for reads, 0xcd for writes), 4 KiB aligned unless -m.
 class IoBuffer {
-public:
+  public:
     IoBuffer(size_t length, int pattern);
     ~IoBuffer();
     IoBuffer(const IoBuffer&) = delete;
@@ -79,7 +79,7 @@ public:
     uint8_t* data() { return data_; }
     size_t size() const { return length_; }
 
-private:
+  private:
     uint8_t* base_ = nullptr;
     uint8_t* data_ = nullptr;
     size_t length_ = 0;

@@ -4,6 +4,7 @@
 // warns, and an exact 128-bit product decides "argument too large".
 #include "tools/io/cvtnum.h"
 
+#include <bit>
 #include <cerrno>
 #include <cinttypes>
 #include <climits>
@@ -21,13 +22,27 @@ namespace {
 
 int64_t suffix_multiplier(char suffix) {
     switch (suffix) {
-        case 'B': case 'b': return 1;
-        case 'K': case 'k': return 1LL << 10;
-        case 'M': case 'm': return 1LL << 20;
-        case 'G': case 'g': return 1LL << 30;
-        case 'T': case 't': return 1LL << 40;
-        case 'P': case 'p': return 1LL << 50;
-        case 'E': case 'e': return 1LL << 60;
+        case 'B':
+        case 'b':
+            return 1;
+        case 'K':
+        case 'k':
+            return 1LL << 10;
+        case 'M':
+        case 'm':
+            return 1LL << 20;
+        case 'G':
+        case 'g':
+            return 1LL << 30;
+        case 'T':
+        case 't':
+            return 1LL << 40;
+        case 'P':
+        case 'p':
+            return 1LL << 50;
+        case 'E':
+        case 'e':
+            return 1LL << 60;
     }
     return -1;
 }
@@ -83,7 +98,9 @@ int do_strtosz(const char* text, uint64_t* result) {
     if (ret == 0) {
         int64_t mul = suffix_multiplier(*end);
         if (mul > 0) {
-            if (hex) warn_report(std::string("Using a multiplier suffix on hex numbers is deprecated: ") + text);
+            if (hex)
+                warn_report(
+                    std::string("Using a multiplier suffix on hex numbers is deprecated: ") + text);
             end++;
         } else {
             mul = 1;
@@ -96,15 +113,23 @@ int do_strtosz(const char* text, uint64_t* result) {
             }
         } else {
             // Exact 64.64 x 64.0 product, rounding half up; overflow of the
-            // integer part is "too large".
-            unsigned __int128 product = static_cast<unsigned __int128>(value) * static_cast<uint64_t>(mul);
-            unsigned __int128 frac = static_cast<unsigned __int128>(fraction_fixed) * static_cast<uint64_t>(mul);
-            product += frac >> 64;
-            product += (static_cast<uint64_t>(frac) >> 63);
-            if (product >> 64) {
+            // integer part is "too large". Every multiplier is 2^shift, so
+            // the product is a shift of the 128-bit fixed-point value.
+            const int shift = std::countr_zero(static_cast<uint64_t>(mul));
+            const uint64_t high = value >> (64 - shift);
+            uint64_t low = value << shift;
+            const uint64_t fraction_int = fraction_fixed >> (64 - shift);
+            const uint64_t fraction_rest = fraction_fixed << shift;
+            uint64_t carry = 0;
+            low += fraction_int;
+            carry += low < fraction_int;
+            const uint64_t half_up = fraction_rest >> 63;
+            low += half_up;
+            carry += low < half_up;
+            if (high != 0 || carry != 0) {
                 ret = -ERANGE;
             } else {
-                value = static_cast<uint64_t>(product);
+                value = low;
             }
         }
     }
@@ -127,8 +152,9 @@ int64_t cvtnum(const char* text) {
 void print_cvtnum_err(int64_t error, const char* text) {
     switch (error) {
         case -EINVAL:
-            std::printf("Parsing error: non-numeric argument, or extraneous/unrecognized suffix -- %s\n",
-                        text);
+            std::printf(
+                "Parsing error: non-numeric argument, or extraneous/unrecognized suffix -- %s\n",
+                text);
             break;
         case -ERANGE:
             std::printf("Parsing error: argument too large -- %s\n", text);

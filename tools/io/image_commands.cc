@@ -31,13 +31,30 @@ constexpr char kDiscardHelp[] =
     " -q, -- quiet mode, do not show I/O statistics\n"
     "\n";
 
-const CmdInfo kDiscardCmd = {"discard", "d", nullptr, 2, -1, 0, kCmdPermWrite, "[-Cq] off len",
-                             "discards a number of bytes at a specified offset", kDiscardHelp};
-const CmdInfo kTruncateCmd = {"truncate", "t", nullptr, 1, 3, 0, kCmdPermWrite,
+const CmdInfo kDiscardCmd = {"discard",
+                             "d",
+                             nullptr,
+                             2,
+                             -1,
+                             0,
+                             kCmdPermWrite,
+                             "[-Cq] off len",
+                             "discards a number of bytes at a specified offset",
+                             kDiscardHelp};
+const CmdInfo kTruncateCmd = {"truncate",
+                              "t",
+                              nullptr,
+                              1,
+                              3,
+                              0,
+                              kCmdPermWrite,
                               "[-m prealloc_mode] off",
-                              "truncates the current file at the given offset", nullptr};
+                              "truncates the current file at the given offset",
+                              nullptr};
 
-BlockBackend& blk() { return *shell().blk; }
+BlockBackend& blk() {
+    return *shell().blk;
+}
 
 // What QEMU's bdrv_get_info answers, for the drivers coblock has: raw and
 // filters ask their child, file answers zeros, others (null-co) have no
@@ -213,7 +230,8 @@ int truncate_f(int argc, char** argv) {
                     return -EINVAL;
                 }
                 break;
-            default: return command_usage(kTruncateCmd);
+            default:
+                return command_usage(kTruncateCmd);
         }
     }
     if (optind >= argc) return command_usage(kTruncateCmd);  // qemu-io would crash here
@@ -239,9 +257,14 @@ int discard_f(int argc, char** argv) {
     int c;
     while ((c = getopt(argc, argv, "Cq")) != -1) {
         switch (c) {
-            case 'C': Cflag = true; break;
-            case 'q': qflag = true; break;
-            default: return command_usage(kDiscardCmd);
+            case 'C':
+                Cflag = true;
+                break;
+            case 'q':
+                qflag = true;
+                break;
+            default:
+                return command_usage(kDiscardCmd);
         }
     }
     if (optind != argc - 2) return command_usage(kDiscardCmd);
@@ -290,14 +313,14 @@ void register_image_commands() {
     add_command(truncate);
     add_command({"info", "i", info_f, 0, 0, 0, 0, nullptr,
                  "prints information about the current file", nullptr});
-    add_command({"map", nullptr, map_f, 0, 0, 0, 0, "", "prints the allocated areas of a file",
-                 nullptr});
+    add_command(
+        {"map", nullptr, map_f, 0, 0, 0, 0, "", "prints the allocated areas of a file", nullptr});
     add_command({"alloc", "a", alloc_f, 1, 2, 0, 0, "offset [count]",
                  "checks if offset is allocated in the file", nullptr});
     add_command({"length", "l", length_f, 0, 0, 0, 0, nullptr,
                  "gets the length of the current file", nullptr});
-    add_command({"flush", "f", flush_f, 0, 0, 0, 0, nullptr,
-                 "flush all in-core file state to disk", nullptr});
+    add_command({"flush", "f", flush_f, 0, 0, 0, 0, nullptr, "flush all in-core file state to disk",
+                 nullptr});
 }
 
 }  // namespace coblock::io

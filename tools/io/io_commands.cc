@@ -93,20 +93,50 @@ constexpr char kWritevHelp[] =
     " -q, -- quiet mode, do not show I/O statistics\n"
     "\n";
 
-const CmdInfo kReadCmd = {"read", "r", nullptr, 2, -1, 0, 0,
+const CmdInfo kReadCmd = {"read",
+                          "r",
+                          nullptr,
+                          2,
+                          -1,
+                          0,
+                          0,
                           "[-abCqv] [-P pattern [-s off] [-l len]] off len",
-                          "reads a number of bytes at a specified offset", kReadHelp};
-const CmdInfo kReadvCmd = {"readv", nullptr, nullptr, 2, -1, 0, 0,
+                          "reads a number of bytes at a specified offset",
+                          kReadHelp};
+const CmdInfo kReadvCmd = {"readv",
+                           nullptr,
+                           nullptr,
+                           2,
+                           -1,
+                           0,
+                           0,
                            "[-Cqv] [-P pattern] off len [len..]",
-                           "reads a number of bytes at a specified offset", kReadvHelp};
-const CmdInfo kWriteCmd = {"write", "w", nullptr, 2, -1, 0, kCmdPermWrite,
+                           "reads a number of bytes at a specified offset",
+                           kReadvHelp};
+const CmdInfo kWriteCmd = {"write",
+                           "w",
+                           nullptr,
+                           2,
+                           -1,
+                           0,
+                           kCmdPermWrite,
                            "[-bcCfnquz] [-P pattern | -s source_file] off len",
-                           "writes a number of bytes at a specified offset", kWriteHelp};
-const CmdInfo kWritevCmd = {"writev", nullptr, nullptr, 2, -1, 0, kCmdPermWrite,
+                           "writes a number of bytes at a specified offset",
+                           kWriteHelp};
+const CmdInfo kWritevCmd = {"writev",
+                            nullptr,
+                            nullptr,
+                            2,
+                            -1,
+                            0,
+                            kCmdPermWrite,
                             "[-Cfq] [-P pattern] off len [len..]",
-                            "writes a number of bytes at a specified offset", kWritevHelp};
+                            "writes a number of bytes at a specified offset",
+                            kWritevHelp};
 
-BlockBackend& blk() { return *shell().blk; }
+BlockBackend& blk() {
+    return *shell().blk;
+}
 
 // Each do_* returns the number of operations (1) or a negative errno, and
 // sets *total to the bytes transferred, as qemu-io's helpers do.
@@ -139,7 +169,9 @@ int do_pwrite_zeroes(int64_t offset, int64_t bytes, uint32_t flags, int64_t* tot
 
 // VM state lives in formats that have it (qcow2); nothing here has it yet,
 // and QEMU's answer for such a node is ENOTSUP.
-int do_vmstate() { return -ENOTSUP; }
+int do_vmstate() {
+    return -ENOTSUP;
+}
 
 bool check_sector_aligned(int64_t offset, int64_t count) {
     if (offset % kSectorSize) {
@@ -161,8 +193,12 @@ int read_f(int argc, char** argv) {
     int c;
     while ((c = getopt(argc, argv, "bCl:pP:qs:v")) != -1) {
         switch (c) {
-            case 'b': bflag = true; break;
-            case 'C': Cflag = true; break;
+            case 'b':
+                bflag = true;
+                break;
+            case 'C':
+                Cflag = true;
+                break;
             case 'l':
                 lflag = true;
                 pattern_count = cvtnum(optarg);
@@ -171,13 +207,16 @@ int read_f(int argc, char** argv) {
                     return static_cast<int>(pattern_count);
                 }
                 break;
-            case 'p': break;  // ignored for backwards compatibility
+            case 'p':
+                break;  // ignored for backwards compatibility
             case 'P':
                 Pflag = true;
                 pattern = parse_pattern(optarg);
                 if (pattern < 0) return -EINVAL;
                 break;
-            case 'q': qflag = true; break;
+            case 'q':
+                qflag = true;
+                break;
             case 's':
                 sflag = true;
                 pattern_offset = cvtnum(optarg);
@@ -186,8 +225,11 @@ int read_f(int argc, char** argv) {
                     return static_cast<int>(pattern_offset);
                 }
                 break;
-            case 'v': vflag = true; break;
-            default: return command_usage(kReadCmd);
+            case 'v':
+                vflag = true;
+                break;
+            default:
+                return command_usage(kReadCmd);
         }
     }
     if (optind != argc - 2) return command_usage(kReadCmd);
@@ -228,7 +270,8 @@ int read_f(int argc, char** argv) {
     int ops = ret;
     ret = 0;
     if (Pflag) {
-        std::vector<uint8_t> expected(static_cast<size_t>(pattern_count), static_cast<uint8_t>(pattern));
+        std::vector<uint8_t> expected(static_cast<size_t>(pattern_count),
+                                      static_cast<uint8_t>(pattern));
         if (std::memcmp(buf.data() + pattern_offset, expected.data(), expected.size()) != 0) {
             std::printf("Pattern verification failed at offset %" PRId64 ", %" PRId64 " bytes\n",
                         offset + pattern_offset, pattern_count);
@@ -247,15 +290,22 @@ int readv_f(int argc, char** argv) {
     int c;
     while ((c = getopt(argc, argv, "CP:qv")) != -1) {
         switch (c) {
-            case 'C': Cflag = true; break;
+            case 'C':
+                Cflag = true;
+                break;
             case 'P':
                 Pflag = true;
                 pattern = parse_pattern(optarg);
                 if (pattern < 0) return -EINVAL;
                 break;
-            case 'q': qflag = true; break;
-            case 'v': vflag = true; break;
-            default: return command_usage(kReadvCmd);
+            case 'q':
+                qflag = true;
+                break;
+            case 'v':
+                vflag = true;
+                break;
+            default:
+                return command_usage(kReadvCmd);
         }
     }
     if (optind > argc - 2) return command_usage(kReadvCmd);
@@ -321,25 +371,43 @@ int write_f(int argc, char** argv) {
     int c;
     while ((c = getopt(argc, argv, "bcCfnpP:qs:uz")) != -1) {
         switch (c) {
-            case 'b': bflag = true; break;
-            case 'c': cflag = true; break;
-            case 'C': Cflag = true; break;
-            case 'f': flags |= kReqFua; break;
-            case 'n': flags |= kReqNoFallback; break;
-            case 'p': break;  // ignored for backwards compatibility
+            case 'b':
+                bflag = true;
+                break;
+            case 'c':
+                cflag = true;
+                break;
+            case 'C':
+                Cflag = true;
+                break;
+            case 'f':
+                flags |= kReqFua;
+                break;
+            case 'n':
+                flags |= kReqNoFallback;
+                break;
+            case 'p':
+                break;  // ignored for backwards compatibility
             case 'P':
                 Pflag = true;
                 pattern = parse_pattern(optarg);
                 if (pattern < 0) return -EINVAL;
                 break;
-            case 'q': qflag = true; break;
+            case 'q':
+                qflag = true;
+                break;
             case 's':
                 sflag = true;
                 file_name = optarg;
                 break;
-            case 'u': flags |= kReqMayUnmap; break;
-            case 'z': zflag = true; break;
-            default: return command_usage(kWriteCmd);
+            case 'u':
+                flags |= kReqMayUnmap;
+                break;
+            case 'z':
+                zflag = true;
+                break;
+            default:
+                return command_usage(kWriteCmd);
         }
     }
     if (optind != argc - 2) return command_usage(kWriteCmd);
@@ -416,14 +484,21 @@ int writev_f(int argc, char** argv) {
     int c;
     while ((c = getopt(argc, argv, "CfqP:")) != -1) {
         switch (c) {
-            case 'C': Cflag = true; break;
-            case 'f': flags |= kReqFua; break;
-            case 'q': qflag = true; break;
+            case 'C':
+                Cflag = true;
+                break;
+            case 'f':
+                flags |= kReqFua;
+                break;
+            case 'q':
+                qflag = true;
+                break;
             case 'P':
                 pattern = parse_pattern(optarg);
                 if (pattern < 0) return -EINVAL;
                 break;
-            default: return command_usage(kWritevCmd);
+            default:
+                return command_usage(kWritevCmd);
         }
     }
     if (optind > argc - 2) return command_usage(kWritevCmd);
@@ -438,8 +513,8 @@ int writev_f(int argc, char** argv) {
     const int64_t size = static_cast<int64_t>(vec->qiov.size());
 
     struct timespec t1 = now_monotonic();
-    Status s = run_sync(blk().loop(),
-                        [&] { return blk().co_pwritev(offset, size, vec->qiov, flags); });
+    Status s =
+        run_sync(blk().loop(), [&] { return blk().co_pwritev(offset, size, vec->qiov, flags); });
     struct timespec t2 = now_monotonic();
     if (!s.ok()) {
         std::printf("writev failed: %s\n", std::strerror(status_errno(s)));

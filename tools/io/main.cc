@@ -150,7 +150,9 @@ int main(int argc, char** argv) {
                 flags.cache_direct = true;
                 flags.writethrough = false;
                 break;
-            case 'C': flags.copy_on_read = true; break;
+            case 'C':
+                flags.copy_on_read = true;
+                break;
             case 'd':
                 if (std::strcmp(optarg, "off") && std::strcmp(optarg, "ignore") &&
                     std::strcmp(optarg, "on") && std::strcmp(optarg, "unmap")) {
@@ -161,11 +163,21 @@ int main(int argc, char** argv) {
                                     ? DiscardMode::kUnmap
                                     : DiscardMode::kIgnore;
                 break;
-            case 'f': format = optarg; break;
-            case 'c': commands.push_back(optarg); break;
-            case 'r': flags.read_only = true; break;
-            case 'm': shell().misalign = true; break;
-            case 'k': flags.aio = AioMode::kNative; break;
+            case 'f':
+                format = optarg;
+                break;
+            case 'c':
+                commands.push_back(optarg);
+                break;
+            case 'r':
+                flags.read_only = true;
+                break;
+            case 'm':
+                shell().misalign = true;
+                break;
+            case 'k':
+                flags.aio = AioMode::kNative;
+                break;
             case 'i':
                 if (!parse_aio_mode(optarg, flags.aio)) {
                     error_report(std::string("Invalid aio option: ") + optarg);
@@ -178,20 +190,26 @@ int main(int argc, char** argv) {
                     return 1;
                 }
                 break;
-            case 'T': break;  // tracing: accepted, no trace backend yet
+            case 'T':
+                break;  // tracing: accepted, no trace backend yet
             case 'V':
-                std::printf("%s version " COBLOCK_VERSION " (coblock)\n"
+                std::printf("%s version " COBLOCK_VERSION
+                            " (coblock)\n"
                             "Copyright (c) the coblock authors\n",
                             program_name());
                 return 0;
             case 'h':
                 usage(program_name());
                 return 0;
-            case 'U': force_share = true; break;
+            case 'U':
+                force_share = true;
+                break;
             case kOptionObject:
                 error_report("--object is not supported yet");
                 return 1;
-            case kOptionImageOpts: shell().image_opts = true; break;
+            case kOptionImageOpts:
+                shell().image_opts = true;
+                break;
             default:
                 usage(program_name());
                 return 1;

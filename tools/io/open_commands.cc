@@ -51,12 +51,26 @@ constexpr char kReopenHelp[] =
     " -o, -- Changes block driver options (cf. 'open' command)\n"
     "\n";
 
-const CmdInfo kOpenCmd = {"open", "o", nullptr, 1, -1, kCmdNoFileOk, 0,
+const CmdInfo kOpenCmd = {"open",
+                          "o",
+                          nullptr,
+                          1,
+                          -1,
+                          kCmdNoFileOk,
+                          0,
                           "[-rsCnkU] [-t cache] [-d discard] [-o options] [path]",
-                          "open the file specified by path", kOpenHelp};
-const CmdInfo kReopenCmd = {"reopen", nullptr, nullptr, 0, -1, 0, 0,
+                          "open the file specified by path",
+                          kOpenHelp};
+const CmdInfo kReopenCmd = {"reopen",
+                            nullptr,
+                            nullptr,
+                            0,
+                            -1,
+                            0,
+                            0,
                             "[(-r|-w)] [-c cache] [-o options]",
-                            "reopens an image with new options", kReopenHelp};
+                            "reopens an image with new options",
+                            kReopenHelp};
 
 bool parse_discard(const char* text, OpenFlags& flags) {
     if (!std::strcmp(text, "off") || !std::strcmp(text, "ignore")) {
@@ -92,8 +106,12 @@ int open_f(int argc, char** argv) {
                 flags.cache_direct = true;
                 flags.writethrough = false;
                 break;
-            case 'C': flags.copy_on_read = true; break;
-            case 'r': flags.read_only = true; break;
+            case 'C':
+                flags.copy_on_read = true;
+                break;
+            case 'r':
+                flags.read_only = true;
+                break;
             case 'o':
                 if (shell().image_opts) {
                     std::printf("--image-opts and 'open -o' are mutually exclusive\n");
@@ -101,7 +119,9 @@ int open_f(int argc, char** argv) {
                 }
                 if (!merge_options(options, optarg)) return -EINVAL;
                 break;
-            case 'k': flags.aio = AioMode::kNative; break;
+            case 'k':
+                flags.aio = AioMode::kNative;
+                break;
             case 't':
                 if (!parse_cache_mode(optarg, flags)) {
                     error_report(std::string("Invalid cache option: ") + optarg);
@@ -120,8 +140,11 @@ int open_f(int argc, char** argv) {
                     return -EINVAL;
                 }
                 break;
-            case 'U': force_share = true; break;
-            default: return command_usage(kOpenCmd);
+            case 'U':
+                force_share = true;
+                break;
+            default:
+                return command_usage(kOpenCmd);
         }
     }
     // With --image-opts the argument is an option string, not a filename.
@@ -175,7 +198,8 @@ int reopen_f(int argc, char** argv) {
                 read_only = c == 'r';
                 has_rw_option = true;
                 break;
-            default: return command_usage(kReopenCmd);
+            default:
+                return command_usage(kReopenCmd);
         }
     }
     if (optind != argc) return command_usage(kReopenCmd);
@@ -227,7 +251,8 @@ OpenFlags default_open_flags() {
 std::optional<qapi::OptionsTree> parse_image_options(const char* text, const char* implied_key) {
     std::vector<std::string> warnings;
     Result<qapi::OptionsTree> tree = qapi::parse_qemu_opts(text, implied_key, &warnings);
-    for (const std::string& w : warnings) warn_report(w);
+    for (const std::string& w : warnings)
+        warn_report(w);
     if (!tree.ok()) {
         error_report(tree.error().message);
         return std::nullopt;
@@ -253,7 +278,8 @@ int open_image(const char* name, const OpenFlags& flags, bool force_share,
     std::vector<std::string> warnings;
     Result<std::unique_ptr<BlockBackend>> blk =
         BlockBackend::open(name ? name : "", std::move(tree), flags, &warnings);
-    for (const std::string& w : warnings) std::fprintf(stderr, "%s\n", w.c_str());
+    for (const std::string& w : warnings)
+        std::fprintf(stderr, "%s\n", w.c_str());
     if (!blk.ok()) {
         error_report(std::string("can't open") + (name ? " device " : "") + (name ? name : "") +
                      ": " + blk.error().message);
@@ -269,8 +295,8 @@ void register_open_commands() {
     reopen.handler = reopen_f;
     add_command(open);
     add_command(reopen);
-    add_command({"close", "c", close_f, 0, 0, 0, 0, nullptr, "close the current open file",
-                 nullptr});
+    add_command(
+        {"close", "c", close_f, 0, 0, 0, 0, nullptr, "close the current open file", nullptr});
 }
 
 }  // namespace coblock::io

@@ -42,7 +42,9 @@ void set_program_name(const char* argv0) {
     g_program_name = slash ? slash + 1 : argv0;
 }
 
-const char* program_name() { return g_program_name.c_str(); }
+const char* program_name() {
+    return g_program_name.c_str();
+}
 
 void error_report(const std::string& message) {
     std::fprintf(stderr, "%s: %s\n", g_program_name.c_str(), message.c_str());
@@ -57,9 +59,8 @@ std::string cvtstr(double value) {
         double unit;
         const char* suffix;
     } kUnits[] = {
-        {1152921504606846976.0, " EiB"}, {1125899906842624.0, " PiB"},
-        {1099511627776.0, " TiB"},       {1073741824.0, " GiB"},
-        {1048576.0, " MiB"},             {1024.0, " KiB"},
+        {1152921504606846976.0, " EiB"}, {1125899906842624.0, " PiB"}, {1099511627776.0, " TiB"},
+        {1073741824.0, " GiB"},          {1048576.0, " MiB"},          {1024.0, " KiB"},
     };
     char text[64];
     const char* suffix = " bytes";
@@ -116,9 +117,11 @@ void dump_buffer(const uint8_t* buffer, int64_t offset, int64_t length) {
         const uint8_t* line = buffer + i;
         int64_t n = length - i < 16 ? length - i : 16;
         std::printf("%08" PRIx64 ":  ", static_cast<uint64_t>(offset + i));
-        for (int64_t j = 0; j < n; j++) std::printf("%02x ", line[j]);
+        for (int64_t j = 0; j < n; j++)
+            std::printf("%02x ", line[j]);
         std::printf(" ");
-        for (int64_t j = 0; j < n; j++) std::putchar(std::isalnum(line[j]) ? line[j] : '.');
+        for (int64_t j = 0; j < n; j++)
+            std::putchar(std::isalnum(line[j]) ? line[j] : '.');
         std::printf("\n");
     }
 }
