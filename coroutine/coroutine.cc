@@ -22,7 +22,7 @@ namespace {
 // What the coroutine side tells the enterer when it switches back.
 enum class Action : uintptr_t { kYield = 1, kTerminate = 2 };
 
-thread_local Coroutine* tls_current = nullptr;
+constinit thread_local Coroutine* tls_current = nullptr;
 
 [[noreturn]] void fatal(const char* message) {
     std::fprintf(stderr, "coblock: %s\n", message);
@@ -171,7 +171,7 @@ void enter(Coroutine* co) {
     CoroutineList pending;
     std::exception_ptr first_exception;
 
-    for (Coroutine* to = co; to != nullptr; to = pending.pop_front()) {
+    for (Coroutine* to = co; to != nullptr; to = pending.empty() ? nullptr : pending.pop_front()) {
         if (to->running_) fatal("coroutine re-entered recursively");
         to->running_ = true;
         to->wake_pending_ = false;

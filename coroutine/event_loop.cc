@@ -18,7 +18,7 @@
 namespace coblock {
 
 namespace detail {
-thread_local EventLoop* tls_current_loop = nullptr;
+constinit thread_local EventLoop* tls_current_loop = nullptr;
 }  // namespace detail
 
 namespace {

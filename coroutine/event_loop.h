@@ -18,7 +18,7 @@ class ThreadPool;
 
 namespace detail {
 // The loop attached to this thread, or nullptr before the first use.
-extern thread_local EventLoop* tls_current_loop;
+extern thread_local constinit EventLoop* tls_current_loop;
 }  // namespace detail
 
 // A callback the loop runs once, at its next iteration, per schedule(). Owned
