@@ -19,7 +19,9 @@ Status check_range(uint64_t length, uint64_t offset, uint64_t bytes) {
     return {};
 }
 
-int to_ret(const Status& s) { return s.ok() ? 0 : -s.error().as_errno(); }
+int to_ret(const Status& s) {
+    return s.ok() ? 0 : -s.error().as_errno();
+}
 
 }  // namespace
 
@@ -47,7 +49,8 @@ Result<std::unique_ptr<BlockBackend>> BlockBackend::open(const std::string& file
         const OpenFlags& final_flags = node->open_flags();
         uint32_t perm = final_flags.no_io ? 0u : uint32_t{kPermConsistentRead};
         if (!final_flags.read_only) perm |= kPermWrite | kPermResize;
-        uint32_t shared = final_flags.force_share ? kPermAll : kPermConsistentRead | kPermWriteUnchanged;
+        uint32_t shared =
+            final_flags.force_share ? kPermAll : kPermConsistentRead | kPermWriteUnchanged;
         ASSIGN_OR_RETURN(std::unique_ptr<BlockBackend> blk, attach(node.get(), perm, shared));
         blk->set_writethrough(final_flags.writethrough);
         return blk;
@@ -56,15 +59,19 @@ Result<std::unique_ptr<BlockBackend>> BlockBackend::open(const std::string& file
 
 Result<std::unique_ptr<BlockBackend>> BlockBackend::attach(BlockNode* node, uint32_t perm,
                                                            uint32_t shared) {
-    ASSIGN_OR_RETURN(std::unique_ptr<BdrvChild> edge,
-                     attach_child(nullptr, "block device", node, "root", kRoleFilteredChild, perm,
-                                  shared));
+    ASSIGN_OR_RETURN(
+        std::unique_ptr<BdrvChild> edge,
+        attach_child(nullptr, "block device", node, "root", kRoleFilteredChild, perm, shared));
     return std::unique_ptr<BlockBackend>(new BlockBackend(std::move(edge)));
 }
 
-BlockNode* BlockBackend::root() const { return root_ ? root_->node() : nullptr; }
+BlockNode* BlockBackend::root() const {
+    return root_ ? root_->node() : nullptr;
+}
 
-uint64_t BlockBackend::length() const { return root_ ? root_->node()->size() : 0; }
+uint64_t BlockBackend::length() const {
+    return root_ ? root_->node()->size() : 0;
+}
 
 // ---- Coroutine calls -----------------------------------------------------------
 
@@ -92,7 +99,9 @@ Status BlockBackend::co_pdiscard(uint64_t offset, uint64_t bytes) {
     return co_child_pdiscard(root_.get(), offset, bytes);
 }
 
-Status BlockBackend::co_flush() { return co_child_flush(root_.get()); }
+Status BlockBackend::co_flush() {
+    return co_child_flush(root_.get());
+}
 
 Status BlockBackend::co_truncate(uint64_t size, bool exact, Prealloc prealloc, bool shrink_ok) {
     return co_child_truncate(root_.get(), size, exact, prealloc, shrink_ok);
@@ -178,8 +187,8 @@ void BlockBackend::aio_pdiscard(uint64_t offset, uint64_t bytes, Completion done
     submit(done, opaque, [this, offset, bytes] { return co_pdiscard(offset, bytes); });
 }
 
-void BlockBackend::aio_pwrite_zeroes(uint64_t offset, uint64_t bytes, Completion done,
-                                     void* opaque, uint32_t flags) {
+void BlockBackend::aio_pwrite_zeroes(uint64_t offset, uint64_t bytes, Completion done, void* opaque,
+                                     uint32_t flags) {
     submit(done, opaque,
            [this, offset, bytes, flags] { return co_pwrite_zeroes(offset, bytes, flags); });
 }

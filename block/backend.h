@@ -22,7 +22,7 @@
 namespace coblock {
 
 class BlockBackend {
-public:
+  public:
     // Opens `filename`/`options` as co_open_node does and attaches a root
     // edge: read, plus write and resize unless read-only; shares only reads
     // unless flags.force_share. Runs the loop until done (plain code) or
@@ -79,7 +79,7 @@ public:
     // Runs the loop until no request is in flight.
     void drain();
 
-private:
+  private:
     explicit BlockBackend(std::unique_ptr<BdrvChild> root);
     template <class Fn>
     void submit(Completion done, void* opaque, Fn&& fn);

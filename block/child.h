@@ -12,7 +12,7 @@ namespace coblock {
 class BlockNode;
 
 class BdrvChild {
-public:
+  public:
     // Use graph.h's attach functions, which check permissions; this only
     // records the edge and takes a reference on `child`.
     BdrvChild(std::string name, BlockNode* parent, std::string parent_label, BlockNode* child,
@@ -23,7 +23,7 @@ public:
 
     const std::string& name() const { return name_; }  // "file", "backing", "root"
     BlockNode* node() const { return node_; }
-    BlockNode* parent() const { return parent_; }       // nullptr for a backend's root
+    BlockNode* parent() const { return parent_; }  // nullptr for a backend's root
     // Who the parent is, for conflict messages: a node name or "block device".
     const std::string& parent_label() const { return parent_label_; }
     uint32_t role() const { return role_; }
@@ -37,7 +37,7 @@ public:
     }
     void set_node(BlockNode* node);  // moves the reference
 
-private:
+  private:
     std::string name_;
     BlockNode* parent_;
     std::string parent_label_;

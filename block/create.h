@@ -15,7 +15,7 @@
 namespace coblock {
 
 class CreateContext {
-public:
+  public:
     CreateContext(const BlockDriver& driver, std::string filename, uint64_t size,
                   qapi::OptionsTree options);
 
@@ -41,7 +41,7 @@ public:
                                                          qapi::OptionsTree protocol_options);
     Result<std::unique_ptr<BlockBackend>> co_create_file(uint64_t file_size, Prealloc prealloc);
 
-private:
+  private:
     const BlockDriver* driver_;
     std::string filename_;
     uint64_t size_;

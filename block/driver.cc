@@ -28,13 +28,16 @@ int detail::record_block_init(void (*fn)()) {
 void block_layer_init() {
     static std::once_flag once;
     std::call_once(once, [] {
-        for (auto fn : init_functions()) fn();
+        for (auto fn : init_functions())
+            fn();
         std::sort(registry().begin(), registry().end(),
                   [](const BlockDriver* a, const BlockDriver* b) { return a->name < b->name; });
     });
 }
 
-void register_block_driver(const BlockDriver* driver) { registry().push_back(driver); }
+void register_block_driver(const BlockDriver* driver) {
+    registry().push_back(driver);
+}
 
 const BlockDriver* find_block_driver(std::string_view name) {
     block_layer_init();

@@ -64,5 +64,6 @@ int record_block_init(void (*fn)());
 // register_block_driver) to run once at block_layer_init(), as QEMU's
 // block_init()/module_call_init(MODULE_INIT_BLOCK) do. Driver objects are
 // linked whole (link_whole) so these constructors are never dropped.
-#define block_init(fn) \
-    static const int COBLOCK_CONCAT(block_init_dummy_, __LINE__) = ::coblock::detail::record_block_init(fn)
+#define block_init(fn)                                             \
+    static const int COBLOCK_CONCAT(block_init_dummy_, __LINE__) = \
+        ::coblock::detail::record_block_init(fn)

@@ -107,9 +107,9 @@ Status take_common_options(qapi::OptionsTree& options, OpenFlags& flags, std::st
 
 // Reads the first bytes of `file` for probing.
 Result<std::vector<std::byte>> co_read_head(BlockNode* file) {
-    ASSIGN_OR_RETURN(std::unique_ptr<BdrvChild> edge,
-                     attach_child(nullptr, "probe", file, "probe", kRoleData, kPermConsistentRead,
-                                  kPermAll));
+    ASSIGN_OR_RETURN(
+        std::unique_ptr<BdrvChild> edge,
+        attach_child(nullptr, "probe", file, "probe", kRoleData, kPermConsistentRead, kPermAll));
     std::vector<std::byte> head(std::min<uint64_t>(kProbeBytes, file->size()));
     TRY(co_child_pread(edge.get(), 0, head.data(), head.size()));
     return head;
@@ -130,7 +130,9 @@ void NodeRef::reset() {
     }
 }
 
-void node_ref(BlockNode* node) { ++node->refcount_; }
+void node_ref(BlockNode* node) {
+    ++node->refcount_;
+}
 
 void node_unref(BlockNode* node) {
     if (--node->refcount_ > 0) return;
@@ -162,7 +164,9 @@ Result<std::string> allocate_node_name(const std::string& requested) {
     return name;
 }
 
-void release_node_name(const std::string& name) { named_nodes().erase(name); }
+void release_node_name(const std::string& name) {
+    named_nodes().erase(name);
+}
 
 BlockNode* find_node(const std::string& name) {
     auto it = named_nodes().find(name);
@@ -243,7 +247,8 @@ Status insert_filter_above(BlockNode* below, BlockNode* filter) {
         perm |= edge->perm();
         shared &= edge->shared();
     }
-    for (BdrvChild* edge : moving) edge->set_node(filter);
+    for (BdrvChild* edge : moving)
+        edge->set_node(filter);
     filter_edge->set_permissions(perm, shared);
     TRY(refresh_permissions(filter));
     return refresh_permissions(below);
@@ -256,7 +261,8 @@ Status remove_filter(BlockNode* filter) {
     BlockNode* below = filter_edge->node();
     NodeRef keep(filter);  // the moves below drop the parents' references
     std::vector<BdrvChild*> moving(filter->parents().begin(), filter->parents().end());
-    for (BdrvChild* edge : moving) edge->set_node(below);
+    for (BdrvChild* edge : moving)
+        edge->set_node(below);
     return refresh_permissions(below);
 }
 
@@ -316,7 +322,9 @@ Result<BdrvChild*> OpenContext::co_open_child(BlockNode& parent, const std::stri
     if (auto reference = options_.take(name)) {
         // "file=node-name" refers to an existing node.
         BlockNode* existing = find_node(*reference);
-        if (!existing) return make_error(ErrorKind::kNotFound, "Cannot find device='' nor node-name='" + *reference + "'");
+        if (!existing)
+            return make_error(ErrorKind::kNotFound,
+                              "Cannot find device='' nor node-name='" + *reference + "'");
         child = NodeRef(existing);
     } else if (name == "file" && preopened_file_) {
         child = std::move(preopened_file_);
@@ -324,8 +332,8 @@ Result<BdrvChild*> OpenContext::co_open_child(BlockNode& parent, const std::stri
         qapi::OptionsTree sub = options_.extract_subtree(name);
         std::string child_filename = filename;
         if (!format.empty() && !sub.has("driver")) sub.set("driver", format);
-        ASSIGN_OR_RETURN(child, co_open_node(child_filename, std::move(sub), child_flags, probe,
-                                             warnings_));
+        ASSIGN_OR_RETURN(
+            child, co_open_node(child_filename, std::move(sub), child_flags, probe, warnings_));
     }
     uint32_t perm, shared;
     default_child_permissions(role, flags_, &perm, &shared);
@@ -403,7 +411,8 @@ Result<NodeRef> co_open_node(const std::string& filename_in, qapi::OptionsTree o
         }
     }
     if (!driver) {
-        if (filename.empty()) return invalid_argument("The 'file' block driver requires a file name");
+        if (filename.empty())
+            return invalid_argument("The 'file' block driver requires a file name");
         const BlockDriver* file_driver = find_block_driver("file");
         if (!probe) {
             driver = file_driver;
@@ -429,10 +438,10 @@ Result<NodeRef> co_open_node(const std::string& filename_in, qapi::OptionsTree o
     ctx.set_preopened_file(std::move(preopened_file));
     ASSIGN_OR_RETURN(std::unique_ptr<BlockNode> node, driver->co_open(ctx));
     NodeRef ref(node.release());
-    TRY(qapi::check_all_consumed(ctx.options(),
-                                 driver->is_format() ? qapi::DriverClass::kFormat
-                                                     : qapi::DriverClass::kProtocol,
-                                 driver->name));
+    TRY(qapi::check_all_consumed(
+        ctx.options(),
+        driver->is_format() ? qapi::DriverClass::kFormat : qapi::DriverClass::kProtocol,
+        driver->name));
     ASSIGN_OR_RETURN(std::string name, allocate_node_name(requested_name));
     named_nodes()[name] = ref.get();
     ref->set_node_name(name);

@@ -23,7 +23,7 @@ namespace coblock {
 // A counted reference to a node. The node is closed (co_close, then
 // destroyed) when the last NodeRef or edge to it goes away.
 class NodeRef {
-public:
+  public:
     NodeRef() = default;
     explicit NodeRef(BlockNode* node);  // takes a new reference
     NodeRef(const NodeRef& other) : NodeRef(other.node_) {}
@@ -40,7 +40,7 @@ public:
     BlockNode& operator*() const { return *node_; }
     explicit operator bool() const { return node_ != nullptr; }
 
-private:
+  private:
     BlockNode* node_ = nullptr;
 };
 
@@ -58,7 +58,7 @@ void default_child_permissions(uint32_t role, const OpenFlags& parent_flags, uin
 
 // What a driver's co_open sees.
 class OpenContext {
-public:
+  public:
     OpenContext(std::string filename, qapi::OptionsTree options, OpenFlags flags);
 
     // The filename the node is opened from; may be empty (json:/options).
@@ -87,7 +87,7 @@ public:
     bool format_probed() const { return format_probed_; }
     void set_format_probed(bool probed) { format_probed_ = probed; }
 
-private:
+  private:
     std::string filename_;
     qapi::OptionsTree options_;
     OpenFlags flags_;

@@ -40,9 +40,8 @@ uint64_t alignment_of(const BlockNode* node) {
 // overlapping serialising ones. Waiting only on older requests rules out
 // deadlock cycles.
 class RequestTracker {
-public:
-    RequestTracker(BlockNode* node, uint64_t begin, uint64_t end, bool serialising)
-        : node_(node) {
+  public:
+    RequestTracker(BlockNode* node, uint64_t begin, uint64_t end, bool serialising) : node_(node) {
         req_.begin = begin;
         req_.end = end;
         req_.serialising = serialising;
@@ -74,11 +73,12 @@ public:
     RequestTracker(const RequestTracker&) = delete;
     RequestTracker& operator=(const RequestTracker&) = delete;
 
-private:
+  private:
     void wait_for_older() {
         for (;;) {
             Tracked* blocker = nullptr;
-            for (Tracked* other = node_->tracked_head_; other && other != &req_; other = other->next) {
+            for (Tracked* other = node_->tracked_head_; other && other != &req_;
+                 other = other->next) {
                 if (other->sequence >= req_.sequence) continue;
                 if (!req_.serialising && !other->serialising) continue;
                 if (other->end <= req_.begin || req_.end <= other->begin) continue;
@@ -96,10 +96,10 @@ private:
 
 Status check_write_allowed(BdrvChild* child) {
     BlockNode* node = child->node();
-    if (node->read_only())
-        return make_error(ErrorKind::kReadOnly, "Block node is read-only");
+    if (node->read_only()) return make_error(ErrorKind::kReadOnly, "Block node is read-only");
     if (!(child->perm() & (kPermWrite | kPermWriteUnchanged)))
-        return make_error(ErrorKind::kPermission, "Write permission not granted on " + node->node_name());
+        return make_error(ErrorKind::kPermission,
+                          "Write permission not granted on " + node->node_name());
     return {};
 }
 
@@ -176,7 +176,8 @@ Status co_preadv_tracked(BlockNode* node, uint64_t offset, uint64_t bytes, IoVec
         TRY(co_read_aligned(node, pos, n, biov, flags));
         const uint64_t copy_begin = std::max(pos, offset);
         const uint64_t copy_end = std::min(pos + n, offset + bytes);
-        qiov.copy_from(copy_begin - offset, bounce.data() + (copy_begin - pos), copy_end - copy_begin);
+        qiov.copy_from(copy_begin - offset, bounce.data() + (copy_begin - pos),
+                       copy_end - copy_begin);
         pos += n;
     }
     return {};
@@ -209,7 +210,8 @@ Status co_pwritev_tracked(BlockNode* node, uint64_t offset, uint64_t bytes, IoVe
             IoVector tail(bounce.data() + n - align, align);
             TRY(co_read_aligned(node, pos + n - align, align, tail, 0));
         }
-        qiov.copy_to(copy_begin - offset, bounce.data() + (copy_begin - pos), copy_end - copy_begin);
+        qiov.copy_to(copy_begin - offset, bounce.data() + (copy_begin - pos),
+                     copy_end - copy_begin);
         IoVector biov = bounce.iov();
         TRY(co_write_aligned(node, pos, n, biov, flags));
         pos += n;
@@ -237,7 +239,8 @@ Status co_child_preadv(BdrvChild* child, uint64_t offset, uint64_t bytes, IoVect
     if (bytes == 0) return {};
     TRY(check_offset(offset, bytes));
     if (qiov.size() < bytes) return invalid_argument("read buffer smaller than the request");
-    if (qiov.size() == bytes) return co_preadv_tracked(child->node(), offset, bytes, qiov, flags & ~kReqFua);
+    if (qiov.size() == bytes)
+        return co_preadv_tracked(child->node(), offset, bytes, qiov, flags & ~kReqFua);
     IoVector exact = qiov.slice(0, bytes);
     return co_preadv_tracked(child->node(), offset, bytes, exact, flags & ~kReqFua);
 }
@@ -255,7 +258,11 @@ Status co_child_pwritev(BdrvChild* child, uint64_t offset, uint64_t bytes, IoVec
         if (node->open_flags().detect_zeroes == DetectZeroes::kUnmap) zflags |= kReqMayUnmap;
         return co_child_pwrite_zeroes(child, offset, bytes, zflags);
     }
-    const uint32_t native = node->supported_write_flags() | kReqWriteCompressed;
+    // Compression is the format's job; nobody can emulate it below.
+    if ((flags & kReqWriteCompressed) && !(node->supported_write_flags() & kReqWriteCompressed))
+        return Error{ErrorKind::kUnsupported, ENOTSUP,
+                     "compressed writes are not supported by " + node->driver().name, std::nullopt};
+    const uint32_t native = node->supported_write_flags();
     if (qiov.size() == bytes) {
         TRY(co_pwritev_tracked(node, offset, bytes, qiov, flags & native));
     } else {
@@ -354,14 +361,17 @@ Status co_node_flush(BlockNode* node) {
     return {};
 }
 
-Status co_child_flush(BdrvChild* child) { return co_node_flush(child->node()); }
+Status co_child_flush(BdrvChild* child) {
+    return co_node_flush(child->node());
+}
 
 Status co_child_truncate(BdrvChild* child, uint64_t size, bool exact, Prealloc prealloc,
                          bool shrink_ok) {
     BlockNode* node = child->node();
     if (node->read_only()) return make_error(ErrorKind::kReadOnly, "Image is read-only");
     if (!(child->perm() & kPermResize))
-        return make_error(ErrorKind::kPermission, "Resize permission not granted on " + node->node_name());
+        return make_error(ErrorKind::kPermission,
+                          "Resize permission not granted on " + node->node_name());
     if (size > (uint64_t{1} << 62)) return invalid_argument("Image size too large");
     co_drain(node);
     return node->co_truncate(size, exact, prealloc, shrink_ok);
@@ -387,8 +397,8 @@ Result<BlockStatus> co_node_block_status(BlockNode* node, uint64_t offset, uint6
     // Runs are whole alignment blocks, so the one at `begin` covers `offset`.
     const uint64_t skipped = offset - begin;
     if (status.bytes <= skipped)
-        return make_error(ErrorKind::kInternal, node->driver().name +
-                                                    ": block status run shorter than the alignment");
+        return make_error(ErrorKind::kInternal,
+                          node->driver().name + ": block status run shorter than the alignment");
     status.bytes = std::min(status.bytes - skipped, bytes);
     if (status.flags & kStatusOffsetValid) status.offset += skipped;
 
@@ -451,7 +461,8 @@ Result<uint64_t> co_is_allocated(BlockNode* top, uint64_t offset, uint64_t bytes
 }
 
 void co_drain(BlockNode* node) {
-    while (node->in_flight_ > 0) node->drain_waiters_.co_wait();
+    while (node->in_flight_ > 0)
+        node->drain_waiters_.co_wait();
 }
 
 }  // namespace coblock

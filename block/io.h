@@ -31,7 +31,8 @@ Status co_child_pwrite(BdrvChild* child, uint64_t offset, const void* buf, size_
                        uint32_t flags = 0);
 // Makes the range read as zeros: the driver's hook when it has one, else
 // written zero buffers, or kUnsupported when `flags` has kReqNoFallback.
-Status co_child_pwrite_zeroes(BdrvChild* child, uint64_t offset, uint64_t bytes, uint32_t flags = 0);
+Status co_child_pwrite_zeroes(BdrvChild* child, uint64_t offset, uint64_t bytes,
+                              uint32_t flags = 0);
 // Advisory discard, passed down only where the node supports it and the
 // node was opened with discard=unmap.
 Status co_child_pdiscard(BdrvChild* child, uint64_t offset, uint64_t bytes);

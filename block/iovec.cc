@@ -11,7 +11,8 @@ namespace coblock {
 IoVector& IoVector::operator=(const IoVector& other) {
     if (this == &other) return *this;
     clear();
-    for (size_t i = 0; i < other.count_; ++i) push(other.slices()[i]);
+    for (size_t i = 0; i < other.count_; ++i)
+        push(other.slices()[i]);
     size_ = other.size_;
     return *this;
 }
@@ -48,7 +49,8 @@ void IoVector::append(void* data, size_t size) {
 }
 
 void IoVector::append(const IoVector& other) {
-    for (size_t i = 0; i < other.count_; ++i) append(other.slices()[i].data, other.slices()[i].size);
+    for (size_t i = 0; i < other.count_; ++i)
+        append(other.slices()[i].data, other.slices()[i].size);
 }
 
 IoVector IoVector::slice(size_t offset, size_t length) const {
@@ -145,12 +147,14 @@ bool IoVector::is_aligned(size_t alignment) const {
 
 void IoVector::to_iovec(std::vector<iovec>& out) const {
     out.clear();
-    for (size_t i = 0; i < count_; ++i) out.push_back({slices()[i].data, slices()[i].size});
+    for (size_t i = 0; i < count_; ++i)
+        out.push_back({slices()[i].data, slices()[i].size});
 }
 
 size_t IoVector::to_iovec(iovec* out, size_t max) const {
     if (count_ > max) return 0;
-    for (size_t i = 0; i < count_; ++i) out[i] = {slices()[i].data, slices()[i].size};
+    for (size_t i = 0; i < count_; ++i)
+        out[i] = {slices()[i].data, slices()[i].size};
     return count_;
 }
 
@@ -162,7 +166,9 @@ AlignedBuffer::AlignedBuffer(size_t size, size_t alignment) : size_(size) {
     data_ = static_cast<std::byte*>(p);
 }
 
-AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+AlignedBuffer::~AlignedBuffer() {
+    std::free(data_);
+}
 
 AlignedBuffer::AlignedBuffer(AlignedBuffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}

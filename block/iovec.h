@@ -21,7 +21,7 @@ struct IoSlice {
 };
 
 class IoVector {
-public:
+  public:
     static constexpr size_t kInlineSlices = 4;
 
     IoVector() = default;
@@ -68,7 +68,7 @@ public:
     // `max` slices would be needed.
     size_t to_iovec(iovec* out, size_t max) const;
 
-private:
+  private:
     IoSlice* slices() { return heap_.empty() ? inline_ : heap_.data(); }
     const IoSlice* slices() const { return heap_.empty() ? inline_ : heap_.data(); }
     void push(IoSlice s);
@@ -83,7 +83,7 @@ private:
 // metadata tables and tests. Alignment defaults to 4096 so it can go to
 // O_DIRECT I/O.
 class AlignedBuffer {
-public:
+  public:
     AlignedBuffer() = default;
     explicit AlignedBuffer(size_t size, size_t alignment = 4096);
     ~AlignedBuffer();
@@ -99,7 +99,7 @@ public:
     std::span<const std::byte> span() const { return {data_, size_}; }
     IoVector iov() { return IoVector(data_, size_); }
 
-private:
+  private:
     std::byte* data_ = nullptr;
     size_t size_ = 0;
 };

@@ -15,7 +15,8 @@ BlockNode::BlockNode(const BlockDriver& driver) : driver_(&driver) {}
 // Children go first (their edges drop references); parents have already
 // detached, or we would not be here.
 BlockNode::~BlockNode() {
-    while (!children_.empty()) children_.pop_back();
+    while (!children_.empty())
+        children_.pop_back();
 }
 
 BdrvChild* BlockNode::child(const std::string& name) const {
@@ -67,7 +68,9 @@ Status BlockNode::co_pdiscard(uint64_t offset, uint64_t bytes) {
     return {};
 }
 
-Status BlockNode::co_flush() { return {}; }
+Status BlockNode::co_flush() {
+    return {};
+}
 
 Result<BlockStatus> BlockNode::co_block_status(uint64_t offset, uint64_t bytes, bool want_zero) {
     if (is_filter()) {
@@ -93,7 +96,9 @@ Status BlockNode::co_check(CheckResult&, CheckFix) {
     return unsupported_error("This image format does not support checks");
 }
 
-nlohmann::ordered_json BlockNode::info_specific() { return nullptr; }
+nlohmann::ordered_json BlockNode::info_specific() {
+    return nullptr;
+}
 
 // Like QEMU's bdrv_sum_allocated_file_size: what the storage children use.
 int64_t BlockNode::allocated_size() {
@@ -107,10 +112,16 @@ int64_t BlockNode::allocated_size() {
     return total;
 }
 
-Status BlockNode::co_close() { return {}; }
+Status BlockNode::co_close() {
+    return {};
+}
 
-Status BlockNode::co_reopen(const OpenFlags&) { return {}; }
+Status BlockNode::co_reopen(const OpenFlags&) {
+    return {};
+}
 
-Status BlockNode::update_permissions(uint32_t, uint32_t) { return {}; }
+Status BlockNode::update_permissions(uint32_t, uint32_t) {
+    return {};
+}
 
 }  // namespace coblock

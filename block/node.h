@@ -25,7 +25,7 @@ struct CheckResult;
 enum class CheckFix { kNone, kLeaks, kAll };
 
 class BlockNode {
-public:
+  public:
     explicit BlockNode(const BlockDriver& driver);
     virtual ~BlockNode();
     BlockNode(const BlockNode&) = delete;
@@ -67,9 +67,10 @@ public:
 
     // Default: an error (unsupported).
     virtual Status co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags);
-    // `flags` holds only bits in supported_write_flags() plus
-    // kReqWriteCompressed when the caller asked for compression. Default:
-    // read-only error.
+    // `flags` holds only bits in supported_write_flags(); a driver that
+    // writes compressed clusters advertises kReqWriteCompressed there (other
+    // nodes never see such a write: the request layer refuses it with
+    // ENOTSUP). Default: read-only error.
     virtual Status co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags);
     // Must make the range read as zeros. Return kUnsupported to make the
     // request layer write zero buffers instead (unless kReqNoFallback).
@@ -141,7 +142,7 @@ public:
     // stay in force. Default: accepted.
     virtual Status update_permissions(uint32_t perm, uint32_t shared);
 
-private:
+  private:
     const BlockDriver* driver_;
     std::string node_name_;
     std::string filename_;

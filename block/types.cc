@@ -79,10 +79,14 @@ bool parse_prealloc(const std::string& name, Prealloc& mode) {
 
 const char* prealloc_name(Prealloc mode) {
     switch (mode) {
-        case Prealloc::kOff: return "off";
-        case Prealloc::kMetadata: return "metadata";
-        case Prealloc::kFalloc: return "falloc";
-        case Prealloc::kFull: return "full";
+        case Prealloc::kOff:
+            return "off";
+        case Prealloc::kMetadata:
+            return "metadata";
+        case Prealloc::kFalloc:
+            return "falloc";
+        case Prealloc::kFull:
+            return "full";
     }
     return "off";
 }

@@ -12,28 +12,28 @@ class BlockNode;
 
 // ---- Request flags (QEMU's BdrvRequestFlags) --------------------------------
 enum RequestFlag : uint32_t {
-    kReqFua = 1u << 0,             // durable before completion (emulated by flush)
-    kReqMayUnmap = 1u << 1,        // zero write may deallocate
-    kReqNoFallback = 1u << 2,      // zero write: fail rather than write zero buffers
-    kReqWriteCompressed = 1u << 3, // format writes a compressed cluster
-    kReqZeroWrite = 1u << 4,       // internal: the write is a zero write
-    kReqCopyOnRead = 1u << 5,      // populate this node from its backing on read
-    kReqNoSerialising = 1u << 6,   // internal: skip serialisation wait
+    kReqFua = 1u << 0,              // durable before completion (emulated by flush)
+    kReqMayUnmap = 1u << 1,         // zero write may deallocate
+    kReqNoFallback = 1u << 2,       // zero write: fail rather than write zero buffers
+    kReqWriteCompressed = 1u << 3,  // format writes a compressed cluster
+    kReqZeroWrite = 1u << 4,        // internal: the write is a zero write
+    kReqCopyOnRead = 1u << 5,       // populate this node from its backing on read
+    kReqNoSerialising = 1u << 6,    // internal: skip serialisation wait
 };
 
 // ---- Limits ----------------------------------------------------------------
 // What a node's driver needs of the requests it receives. The request layer
 // enforces them all; drivers never re-check. 0 means "no limit"/"any".
 struct BlockLimits {
-    uint32_t request_alignment = 1;   // offsets and lengths are multiples of this
-    uint32_t memory_alignment = 1;    // buffer addresses and slice lengths too
-    uint64_t max_transfer = 0;        // longest read/write passed down
-    uint64_t opt_transfer = 0;        // preferred size (hint)
-    uint64_t discard_alignment = 0;   // discards are trimmed to this granularity
+    uint32_t request_alignment = 1;  // offsets and lengths are multiples of this
+    uint32_t memory_alignment = 1;   // buffer addresses and slice lengths too
+    uint64_t max_transfer = 0;       // longest read/write passed down
+    uint64_t opt_transfer = 0;       // preferred size (hint)
+    uint64_t discard_alignment = 0;  // discards are trimmed to this granularity
     uint64_t max_discard = 0;
-    uint64_t zero_alignment = 0;      // zero writes use this granularity
+    uint64_t zero_alignment = 0;  // zero writes use this granularity
     uint64_t max_zero_write = 0;
-    uint32_t max_iov = 1024;          // slices per request (IOV_MAX)
+    uint32_t max_iov = 1024;  // slices per request (IOV_MAX)
 };
 
 // ---- Graph -----------------------------------------------------------------
@@ -44,9 +44,9 @@ enum ChildRole : uint32_t {
     kRoleFiltered = 1u << 2,  // the parent is a filter passing I/O through
     kRoleCow = 1u << 3,       // backing image read for copy-on-write
     kRolePrimary = 1u << 4,   // "bs->file" or "bs->backing"-like main child
-    kRoleFile = kRoleData | kRoleMetadata | kRolePrimary,      // a format's file
-    kRoleBacking = kRoleCow,                                   // backing chain
-    kRoleDataFile = kRoleData,                                 // external data file
+    kRoleFile = kRoleData | kRoleMetadata | kRolePrimary,  // a format's file
+    kRoleBacking = kRoleCow,                               // backing chain
+    kRoleDataFile = kRoleData,                             // external data file
     kRoleFilteredChild = kRoleFiltered | kRolePrimary | kRoleData,
 };
 
@@ -63,21 +63,21 @@ std::string permission_names(uint32_t perms);  // "write, resize"
 
 // ---- Block status ------------------------------------------------------------
 enum BlockStatusFlag : uint32_t {
-    kStatusData = 1u << 0,       // reads return data from this node or below
-    kStatusZero = 1u << 1,       // reads return zeros
-    kStatusOffsetValid = 1u << 2,// `offset` maps into `file`
-    kStatusAllocated = 1u << 3,  // decided by this node (not the backing chain)
-    kStatusCompressed = 1u << 4, // stored compressed
-    kStatusEof = 1u << 5,        // the range reaches the end of the node
-    kStatusRecurse = 1u << 6,    // driver: ask `file` whether the mapped range is zero
+    kStatusData = 1u << 0,         // reads return data from this node or below
+    kStatusZero = 1u << 1,         // reads return zeros
+    kStatusOffsetValid = 1u << 2,  // `offset` maps into `file`
+    kStatusAllocated = 1u << 3,    // decided by this node (not the backing chain)
+    kStatusCompressed = 1u << 4,   // stored compressed
+    kStatusEof = 1u << 5,          // the range reaches the end of the node
+    kStatusRecurse = 1u << 6,      // driver: ask `file` whether the mapped range is zero
 };
 
 struct BlockStatus {
     uint32_t flags = 0;
-    uint64_t bytes = 0;       // length of the run with these flags (> 0)
-    uint64_t offset = 0;      // host offset in `file` when kStatusOffsetValid
-    BlockNode* file = nullptr;// the node `offset` refers to
-    int depth = 0;            // for chain walks: 0 = this node, 1 = its backing...
+    uint64_t bytes = 0;         // length of the run with these flags (> 0)
+    uint64_t offset = 0;        // host offset in `file` when kStatusOffsetValid
+    BlockNode* file = nullptr;  // the node `offset` refers to
+    int depth = 0;              // for chain walks: 0 = this node, 1 = its backing...
 };
 
 // ---- Open ----------------------------------------------------------------------
@@ -88,13 +88,13 @@ enum class DetectZeroes { kOff, kOn, kUnmap };
 
 struct OpenFlags {
     bool read_only = false;
-    bool force_share = false;    // -U: read-only inspection of a busy image
-    bool no_backing = false;     // do not open backing files
-    bool no_io = false;          // metadata only (qemu-img info)
+    bool force_share = false;  // -U: read-only inspection of a busy image
+    bool no_backing = false;   // do not open backing files
+    bool no_io = false;        // metadata only (qemu-img info)
     bool copy_on_read = false;
-    bool cache_direct = false;   // O_DIRECT
-    bool cache_no_flush = false; // flushes ignored (cache=unsafe)
-    bool writethrough = false;   // every write is followed by a flush (device level)
+    bool cache_direct = false;    // O_DIRECT
+    bool cache_no_flush = false;  // flushes ignored (cache=unsafe)
+    bool writethrough = false;    // every write is followed by a flush (device level)
     AioMode aio = AioMode::kThreads;
     DiscardMode discard = DiscardMode::kIgnore;
     DetectZeroes detect_zeroes = DetectZeroes::kOff;

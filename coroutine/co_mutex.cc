@@ -40,7 +40,8 @@ bool CoMutex::try_lock() {
 
 void CoMutex::unlock() {
     Coroutine* self = Coroutine::self();
-    if (owner_ == nullptr || owner_ != self) fatal("CoMutex unlocked by a coroutine that does not own it");
+    if (owner_ == nullptr || owner_ != self)
+        fatal("CoMutex unlocked by a coroutine that does not own it");
     self->lock_released();
     owner_ = waiters_.pop_front();
     if (owner_) wake(owner_);

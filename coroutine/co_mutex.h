@@ -9,7 +9,7 @@
 namespace coblock {
 
 class CoMutex {
-public:
+  public:
     CoMutex() = default;
     CoMutex(const CoMutex&) = delete;
     CoMutex& operator=(const CoMutex&) = delete;
@@ -24,14 +24,14 @@ public:
     bool locked() const { return owner_ != nullptr; }
     Coroutine* owner() const { return owner_; }
 
-private:
+  private:
     Coroutine* owner_ = nullptr;
     CoroutineList waiters_;
 };
 
 // RAII: locks in the constructor (may yield), unlocks in the destructor.
 class CoMutexGuard {
-public:
+  public:
     explicit CoMutexGuard(CoMutex& mutex) : mutex_(&mutex) { mutex_->co_lock(); }
     ~CoMutexGuard() {
         if (mutex_) mutex_->unlock();
@@ -44,7 +44,7 @@ public:
         mutex_ = nullptr;
     }
 
-private:
+  private:
     CoMutex* mutex_;
 };
 

@@ -9,7 +9,7 @@ namespace coblock {
 class CoMutex;
 
 class CoQueue {
-public:
+  public:
     CoQueue() = default;
     CoQueue(const CoQueue&) = delete;
     CoQueue& operator=(const CoQueue&) = delete;
@@ -27,7 +27,7 @@ public:
 
     bool empty() const { return waiters_.empty(); }
 
-private:
+  private:
     CoroutineList waiters_;
 };
 

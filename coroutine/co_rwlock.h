@@ -9,7 +9,7 @@
 namespace coblock {
 
 class CoRwLock {
-public:
+  public:
     CoRwLock() = default;
     CoRwLock(const CoRwLock&) = delete;
     CoRwLock& operator=(const CoRwLock&) = delete;
@@ -30,7 +30,7 @@ public:
     // > 0: that many readers; -1: a writer; 0: free.
     int holders() const { return holders_; }
 
-private:
+  private:
     struct Ticket {
         bool writer;
         Coroutine* co;

@@ -80,11 +80,12 @@ bool CoroutineList::remove(Coroutine* co) {
 // A bounded per-thread free list of finished coroutines with their stacks:
 // spawning from the pool costs no mmap and no heap allocation.
 class CoroutinePool {
-public:
+  public:
     static constexpr size_t kMaxPooled = 256;
 
     ~CoroutinePool() {
-        for (Coroutine* co : free_) delete co;
+        for (Coroutine* co : free_)
+            delete co;
     }
     Coroutine* get() {
         if (!free_.empty()) {
@@ -98,7 +99,8 @@ public:
     }
     void put(Coroutine* co) {
         if (free_.size() < kMaxPooled) {
-            size_t n = co->stack_.size() < kStackTopUnpoison ? co->stack_.size() : kStackTopUnpoison;
+            size_t n =
+                co->stack_.size() < kStackTopUnpoison ? co->stack_.size() : kStackTopUnpoison;
             sanitizer_unpoison(static_cast<char*>(co->stack_.top()) - n, n);
             free_.push_back(co);
         } else {
@@ -107,7 +109,7 @@ public:
     }
     size_t size() const { return free_.size(); }
 
-private:
+  private:
     std::vector<Coroutine*> free_;
 };
 
@@ -118,7 +120,9 @@ CoroutinePool& pool() {
 }
 }  // namespace
 
-size_t coroutine_pool_size() { return pool().size(); }
+size_t coroutine_pool_size() {
+    return pool().size();
+}
 
 struct Coroutine::Trampoline {
     [[noreturn]] static void entry(fctx::transfer_t from) {
@@ -140,9 +144,13 @@ struct Coroutine::Trampoline {
     }
 };
 
-Coroutine* Coroutine::self() { return tls_current; }
+Coroutine* Coroutine::self() {
+    return tls_current;
+}
 
-Coroutine* Coroutine::allocate() { return pool().get(); }
+Coroutine* Coroutine::allocate() {
+    return pool().get();
+}
 
 void Coroutine::prepare(size_t functor_size, size_t functor_align) {
     auto top = reinterpret_cast<uintptr_t>(stack_.top());

@@ -22,7 +22,7 @@ class Coroutine;
 // CoQueue, or a wake-up list), which is what lets every wait be allocation
 // free.
 class CoroutineList {
-public:
+  public:
     bool empty() const { return head_ == nullptr; }
     Coroutine* front() const { return head_; }
     void push_back(Coroutine* co);
@@ -31,13 +31,13 @@ public:
     void prepend(CoroutineList& other);
     bool remove(Coroutine* co);
 
-private:
+  private:
     Coroutine* head_ = nullptr;
     Coroutine* tail_ = nullptr;
 };
 
 class Coroutine {
-public:
+  public:
     Coroutine(const Coroutine&) = delete;
     Coroutine& operator=(const Coroutine&) = delete;
 
@@ -61,7 +61,7 @@ public:
     void lock_acquired() { ++locks_held_; }
     void lock_released() { --locks_held_; }
 
-private:
+  private:
     friend class CoroutineList;
     friend class CoroutinePool;
     friend void enter(Coroutine* co);
@@ -74,14 +74,14 @@ private:
     static Coroutine* allocate();
     void prepare(size_t functor_size, size_t functor_align);
 
-    void* ctx_ = nullptr;         // where this coroutine resumes
-    void* caller_ctx_ = nullptr;  // where yield returns to
-    Coroutine* caller_ = nullptr; // the coroutine that entered us, if any
+    void* ctx_ = nullptr;          // where this coroutine resumes
+    void* caller_ctx_ = nullptr;   // where yield returns to
+    Coroutine* caller_ = nullptr;  // the coroutine that entered us, if any
     Coroutine* queue_next_ = nullptr;
-    CoroutineList wakeup_;        // woken while we ran; entered after we yield
+    CoroutineList wakeup_;  // woken while we ran; entered after we yield
     EventLoop* loop_ = nullptr;
     Stack stack_;
-    void* functor_ = nullptr;                 // lives at the top of stack_
+    void* functor_ = nullptr;  // lives at the top of stack_
     void (*invoke_and_destroy_)(void*) = nullptr;
     std::exception_ptr exception_;
     int locks_held_ = 0;
@@ -94,7 +94,9 @@ private:
 };
 
 // True when called from inside a coroutine.
-inline bool in_coroutine() { return Coroutine::self() != nullptr; }
+inline bool in_coroutine() {
+    return Coroutine::self() != nullptr;
+}
 
 // Runs `co` until it yields or finishes, then enters, in order, every
 // coroutine it woke meanwhile. From a coroutine this nests: the callee's

@@ -57,7 +57,9 @@ int wait_events(int epoll_fd, epoll_event* events, int max, int64_t timeout_ns) 
 BottomHalf::BottomHalf(EventLoop& loop, std::function<void()> fn)
     : loop_(&loop), fn_(std::move(fn)) {}
 
-BottomHalf::~BottomHalf() { cancel(); }
+BottomHalf::~BottomHalf() {
+    cancel();
+}
 
 void BottomHalf::schedule() {
     if (scheduled_) return;
@@ -130,7 +132,9 @@ bool EventLoop::run_bottom_halves() {
 
 Timer::Timer(EventLoop& loop, std::function<void()> fn) : loop_(loop), fn_(std::move(fn)) {}
 
-Timer::~Timer() { cancel(); }
+Timer::~Timer() {
+    cancel();
+}
 
 void Timer::arm_at(int64_t deadline_ns) {
     cancel();
@@ -139,7 +143,9 @@ void Timer::arm_at(int64_t deadline_ns) {
     loop_.timer_insert(this);
 }
 
-void Timer::arm_in(int64_t delay_ns) { arm_at(EventLoop::now_ns() + delay_ns); }
+void Timer::arm_in(int64_t delay_ns) {
+    arm_at(EventLoop::now_ns() + delay_ns);
+}
 
 void Timer::cancel() {
     if (armed()) loop_.timer_remove(this);
@@ -235,10 +241,13 @@ EventLoop::~EventLoop() {
         bh->scheduled_ = false;
         if (bh->oneshot_) delete bh;
     }
-    for (Timer* t : timers_) t->heap_index_ = Timer::kNotArmed;
+    for (Timer* t : timers_)
+        t->heap_index_ = Timer::kNotArmed;
     timers_.clear();
-    for (auto& [fd, handler] : handlers_) delete handler;
-    for (FdHandler* handler : deferred_free_) delete handler;
+    for (auto& [fd, handler] : handlers_)
+        delete handler;
+    for (FdHandler* handler : deferred_free_)
+        delete handler;
     close(notify_fd_);
     close(epoll_fd_);
     if (detail::tls_current_loop == this) detail::tls_current_loop = nullptr;
@@ -256,7 +265,9 @@ EventLoop::Scope::Scope(EventLoop& loop) : previous_(detail::tls_current_loop) {
     detail::tls_current_loop = &loop;
 }
 
-EventLoop::Scope::~Scope() { detail::tls_current_loop = previous_; }
+EventLoop::Scope::~Scope() {
+    detail::tls_current_loop = previous_;
+}
 
 int64_t EventLoop::now_ns() {
     timespec ts;
@@ -328,7 +339,8 @@ void EventLoop::drain_posted() {
         batch.swap(posted_);
         notified_ = false;
     }
-    for (auto& fn : batch) fn();
+    for (auto& fn : batch)
+        fn();
 }
 
 int64_t EventLoop::timeout_ns() const {
@@ -361,7 +373,8 @@ bool EventLoop::poll(bool blocking) {
         }
     }
     if (--dispatch_depth_ == 0 && !deferred_free_.empty()) {
-        for (FdHandler* handler : deferred_free_) delete handler;
+        for (FdHandler* handler : deferred_free_)
+            delete handler;
         deferred_free_.clear();
     }
 

@@ -24,7 +24,7 @@ extern thread_local constinit EventLoop* tls_current_loop;
 // A callback the loop runs once, at its next iteration, per schedule(). Owned
 // by the caller; destroying it cancels it. Loop-thread only.
 class BottomHalf {
-public:
+  public:
     BottomHalf(EventLoop& loop, std::function<void()> fn);
     ~BottomHalf();
     BottomHalf(const BottomHalf&) = delete;
@@ -35,7 +35,7 @@ public:
     void cancel();
     bool scheduled() const { return scheduled_; }
 
-private:
+  private:
     friend class EventLoop;
     BottomHalf() = default;  // the loop's dispatch sentinel
 
@@ -50,7 +50,7 @@ private:
 // A one-shot timer on the monotonic clock. Owned by the caller; destroying it
 // cancels it. Loop-thread only.
 class Timer {
-public:
+  public:
     Timer(EventLoop& loop, std::function<void()> fn);
     ~Timer();
     Timer(const Timer&) = delete;
@@ -63,7 +63,7 @@ public:
     bool armed() const { return heap_index_ != kNotArmed; }
     int64_t deadline() const { return deadline_ns_; }
 
-private:
+  private:
     friend class EventLoop;
     static constexpr size_t kNotArmed = SIZE_MAX;
 
@@ -75,7 +75,7 @@ private:
 };
 
 class EventLoop {
-public:
+  public:
     EventLoop();
     ~EventLoop();
     EventLoop(const EventLoop&) = delete;
@@ -87,13 +87,13 @@ public:
 
     // Attaches `loop` as the current loop of this thread for a scope.
     class Scope {
-    public:
+      public:
         explicit Scope(EventLoop& loop);
         ~Scope();
         Scope(const Scope&) = delete;
         Scope& operator=(const Scope&) = delete;
 
-    private:
+      private:
         EventLoop* previous_;
     };
 
@@ -123,7 +123,8 @@ public:
 
     template <class Pred>
     void run_until(Pred&& done) {
-        while (!done()) poll(true);
+        while (!done())
+            poll(true);
     }
 
     // For embedding in a foreign epoll: this fd becomes readable when the
@@ -135,7 +136,7 @@ public:
     // The pool of worker threads whose completions come back to this loop.
     ThreadPool& thread_pool();
 
-private:
+  private:
     friend class BottomHalf;
     friend class Timer;
     struct FdHandler {

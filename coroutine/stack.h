@@ -13,7 +13,7 @@ namespace coblock {
 inline constexpr size_t kCoroutineStackSize = 1 << 20;
 
 class Stack {
-public:
+  public:
     Stack() = default;
     Stack(Stack&& other) noexcept { swap(other); }
     Stack& operator=(Stack&& other) noexcept {
@@ -36,7 +36,7 @@ public:
     size_t size() const { return mapping_size_ - guard_size_; }
     void* top() const { return static_cast<char*>(mapping_) + mapping_size_; }
 
-private:
+  private:
     void swap(Stack& other) noexcept;
 
     void* mapping_ = nullptr;

@@ -12,7 +12,8 @@ ThreadPool::~ThreadPool() {
         stopping_ = true;
     }
     cond_.notify_all();
-    for (std::thread& t : workers_) t.join();
+    for (std::thread& t : workers_)
+        t.join();
 }
 
 void ThreadPool::submit(Job* job) {

@@ -4,9 +4,9 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
-#include <cstddef>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -21,7 +21,7 @@
 namespace coblock {
 
 class ThreadPool {
-public:
+  public:
     // QEMU's default max-worker count for the block layer's pool.
     static constexpr size_t kDefaultMaxWorkers = 64;
 
@@ -32,7 +32,7 @@ public:
         virtual void done() = 0;  // in the owning loop afterwards
         Job* next = nullptr;
 
-    protected:
+      protected:
         ~Job() = default;
     };
 
@@ -45,7 +45,7 @@ public:
     void submit(Job* job);
     size_t worker_count();
 
-private:
+  private:
     void worker_main();
 
     EventLoop& loop_;

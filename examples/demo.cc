@@ -2,9 +2,9 @@
 // coblock-io shell exists. Three "requests" share one metadata lock, sleep
 // on the loop's timers and hand a blocking call to the thread pool, and the
 // timeline shows them interleave on one thread.
+#include <unistd.h>
 #include <cstdio>
 #include <string>
-#include <unistd.h>
 
 #include "coroutine/co_mutex.h"
 #include "coroutine/coroutine.h"
@@ -42,7 +42,8 @@ int main() {
                 --running;
             });
         }
-        while (running > 0) co_sleep_ns(500'000);
+        while (running > 0)
+            co_sleep_ns(500'000);
     });
     std::printf("all 3 requests finished on one thread\n");
     return 0;

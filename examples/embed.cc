@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
     while (!(write.done && flush.done)) {
         const int64_t timeout_ns = (*blk)->loop().timeout_ns();
         epoll_event got;
-        epoll_wait(emulator_epoll, &got, 1, timeout_ns < 0 ? -1 : static_cast<int>(timeout_ns / 1000000));
+        epoll_wait(emulator_epoll, &got, 1,
+                   timeout_ns < 0 ? -1 : static_cast<int>(timeout_ns / 1000000));
         (*blk)->loop().poll(false);  // dispatch coblock's completions
     }
     (*blk)->aio_preadv(0, &in_iov, on_complete, &read);

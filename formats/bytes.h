@@ -25,18 +25,21 @@ inline MutableByteSpan as_writable_bytes(void* data, size_t size) {
 template <class T>
 inline T load_le(const std::byte* p) {
     T v = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(std::to_integer<uint8_t>(p[i])) << (8 * i);
+    for (size_t i = 0; i < sizeof(T); ++i)
+        v |= static_cast<T>(std::to_integer<uint8_t>(p[i])) << (8 * i);
     return v;
 }
 template <class T>
 inline T load_be(const std::byte* p) {
     T v = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) v = static_cast<T>((v << 8) | std::to_integer<uint8_t>(p[i]));
+    for (size_t i = 0; i < sizeof(T); ++i)
+        v = static_cast<T>((v << 8) | std::to_integer<uint8_t>(p[i]));
     return v;
 }
 template <class T>
 inline void store_le(std::byte* p, T v) {
-    for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<std::byte>((v >> (8 * i)) & 0xff);
+    for (size_t i = 0; i < sizeof(T); ++i)
+        p[i] = static_cast<std::byte>((v >> (8 * i)) & 0xff);
 }
 template <class T>
 inline void store_be(std::byte* p, T v) {
@@ -48,7 +51,7 @@ inline void store_be(std::byte* p, T v) {
 // the end sets a sticky failure flag and yields zero, so a decoder can read a
 // whole structure and check `ok()` once.
 class ByteReader {
-public:
+  public:
     explicit ByteReader(ByteSpan bytes) : bytes_(bytes) {}
 
     bool ok() const { return ok_; }
@@ -88,7 +91,7 @@ public:
         return v;
     }
 
-private:
+  private:
     bool fits(size_t n) {
         if (!ok_ || pos_ > bytes_.size() || n > bytes_.size() - pos_) {
             ok_ = false;
@@ -112,7 +115,7 @@ private:
 // The writing counterpart, for encoders. Writes past the end fail stickily
 // and write nothing.
 class ByteWriter {
-public:
+  public:
     explicit ByteWriter(MutableByteSpan bytes) : bytes_(bytes) {}
 
     bool ok() const { return ok_; }
@@ -142,7 +145,7 @@ public:
         pos_ += n;
     }
 
-private:
+  private:
     bool fits(size_t n) {
         if (!ok_ || pos_ > bytes_.size() || n > bytes_.size() - pos_) {
             ok_ = false;
@@ -173,11 +176,17 @@ inline bool checked_add(uint64_t a, uint64_t b, uint64_t* out) {
 inline bool checked_mul(uint64_t a, uint64_t b, uint64_t* out) {
     return !__builtin_mul_overflow(a, b, out);
 }
-inline bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+inline bool is_power_of_two(uint64_t v) {
+    return v != 0 && (v & (v - 1)) == 0;
+}
 inline uint64_t align_up(uint64_t v, uint64_t alignment) {
     return (v + alignment - 1) / alignment * alignment;
 }
-inline uint64_t align_down(uint64_t v, uint64_t alignment) { return v / alignment * alignment; }
-inline uint64_t div_round_up(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
+inline uint64_t align_down(uint64_t v, uint64_t alignment) {
+    return v / alignment * alignment;
+}
+inline uint64_t div_round_up(uint64_t a, uint64_t b) {
+    return a / b + (a % b != 0);
+}
 
 }  // namespace coblock

@@ -64,7 +64,7 @@ Error errno_error(int err, std::string what);
 
 template <class T>
 class [[nodiscard]] Result {
-public:
+  public:
     using value_type = T;
 
     Result(const T& value) : state_(std::in_place_index<0>, value) {}
@@ -92,13 +92,13 @@ public:
 
     T value_or(T fallback) const { return ok() ? value() : std::move(fallback); }
 
-private:
+  private:
     std::variant<T, Error> state_;
 };
 
 template <>
 class [[nodiscard]] Result<void> {
-public:
+  public:
     Result() = default;
     Result(Error error) : error_(std::move(error)) {}
 
@@ -107,28 +107,42 @@ public:
     const Error& error() const& { return *error_; }
     Error&& error() && { return std::move(*error_); }
 
-private:
+  private:
     std::optional<Error> error_;
 };
 
 using Status = Result<void>;
 
-inline Status ok_status() { return {}; }
+inline Status ok_status() {
+    return {};
+}
 
 inline const char* error_kind_name(ErrorKind kind) {
     switch (kind) {
-        case ErrorKind::kInvalidArgument: return "invalid argument";
-        case ErrorKind::kCorrupt: return "corrupt image";
-        case ErrorKind::kUnsupported: return "unsupported";
-        case ErrorKind::kIo: return "i/o error";
-        case ErrorKind::kNoSpace: return "no space";
-        case ErrorKind::kPermission: return "permission denied";
-        case ErrorKind::kReadOnly: return "read-only";
-        case ErrorKind::kOutOfRange: return "out of range";
-        case ErrorKind::kNotFound: return "not found";
-        case ErrorKind::kBusy: return "busy";
-        case ErrorKind::kCancelled: return "cancelled";
-        case ErrorKind::kInternal: return "internal error";
+        case ErrorKind::kInvalidArgument:
+            return "invalid argument";
+        case ErrorKind::kCorrupt:
+            return "corrupt image";
+        case ErrorKind::kUnsupported:
+            return "unsupported";
+        case ErrorKind::kIo:
+            return "i/o error";
+        case ErrorKind::kNoSpace:
+            return "no space";
+        case ErrorKind::kPermission:
+            return "permission denied";
+        case ErrorKind::kReadOnly:
+            return "read-only";
+        case ErrorKind::kOutOfRange:
+            return "out of range";
+        case ErrorKind::kNotFound:
+            return "not found";
+        case ErrorKind::kBusy:
+            return "busy";
+        case ErrorKind::kCancelled:
+            return "cancelled";
+        case ErrorKind::kInternal:
+            return "internal error";
     }
     return "unknown error";
 }
@@ -136,18 +150,30 @@ inline const char* error_kind_name(ErrorKind kind) {
 inline int Error::as_errno() const {
     if (errno_value != 0) return errno_value;
     switch (kind) {
-        case ErrorKind::kInvalidArgument: return EINVAL;
-        case ErrorKind::kCorrupt: return EIO;
-        case ErrorKind::kUnsupported: return ENOTSUP;
-        case ErrorKind::kIo: return EIO;
-        case ErrorKind::kNoSpace: return ENOSPC;
-        case ErrorKind::kPermission: return EPERM;
-        case ErrorKind::kReadOnly: return EACCES;
-        case ErrorKind::kOutOfRange: return EIO;
-        case ErrorKind::kNotFound: return ENOENT;
-        case ErrorKind::kBusy: return EBUSY;
-        case ErrorKind::kCancelled: return ECANCELED;
-        case ErrorKind::kInternal: return EIO;
+        case ErrorKind::kInvalidArgument:
+            return EINVAL;
+        case ErrorKind::kCorrupt:
+            return EIO;
+        case ErrorKind::kUnsupported:
+            return ENOTSUP;
+        case ErrorKind::kIo:
+            return EIO;
+        case ErrorKind::kNoSpace:
+            return ENOSPC;
+        case ErrorKind::kPermission:
+            return EPERM;
+        case ErrorKind::kReadOnly:
+            return EACCES;
+        case ErrorKind::kOutOfRange:
+            return EIO;
+        case ErrorKind::kNotFound:
+            return ENOENT;
+        case ErrorKind::kBusy:
+            return EBUSY;
+        case ErrorKind::kCancelled:
+            return ECANCELED;
+        case ErrorKind::kInternal:
+            return EIO;
     }
     return EIO;
 }
@@ -163,17 +189,34 @@ inline Error errno_error(int err, std::string what) {
     ErrorKind kind = ErrorKind::kIo;
     switch (err) {
         case ENOSPC:
-        case EDQUOT: kind = ErrorKind::kNoSpace; break;
+        case EDQUOT:
+            kind = ErrorKind::kNoSpace;
+            break;
         case EACCES:
-        case EPERM: kind = ErrorKind::kPermission; break;
-        case EROFS: kind = ErrorKind::kReadOnly; break;
-        case ENOENT: kind = ErrorKind::kNotFound; break;
-        case EINVAL: kind = ErrorKind::kInvalidArgument; break;
-        case ENOTSUP: kind = ErrorKind::kUnsupported; break;
+        case EPERM:
+            kind = ErrorKind::kPermission;
+            break;
+        case EROFS:
+            kind = ErrorKind::kReadOnly;
+            break;
+        case ENOENT:
+            kind = ErrorKind::kNotFound;
+            break;
+        case EINVAL:
+            kind = ErrorKind::kInvalidArgument;
+            break;
+        case ENOTSUP:
+            kind = ErrorKind::kUnsupported;
+            break;
         case EBUSY:
-        case EAGAIN: kind = ErrorKind::kBusy; break;
-        case ECANCELED: kind = ErrorKind::kCancelled; break;
-        default: break;
+        case EAGAIN:
+            kind = ErrorKind::kBusy;
+            break;
+        case ECANCELED:
+            kind = ErrorKind::kCancelled;
+            break;
+        default:
+            break;
     }
     return Error{kind, err, std::move(what) + ": " + std::strerror(err), std::nullopt};
 }
@@ -185,17 +228,17 @@ inline Error errno_error(int err, std::string what) {
 
 // TRY(expr): evaluates a Result/Status and returns its error from the
 // enclosing function (which must return a Result or Status).
-#define TRY(expr)                                                                   \
-    do {                                                                            \
-        auto&& COBLOCK_CONCAT(try_result_, __LINE__) = (expr);                      \
-        if (!COBLOCK_CONCAT(try_result_, __LINE__).ok())                            \
-            return std::move(COBLOCK_CONCAT(try_result_, __LINE__)).error();        \
+#define TRY(expr)                                                            \
+    do {                                                                     \
+        auto&& COBLOCK_CONCAT(try_result_, __LINE__) = (expr);               \
+        if (!COBLOCK_CONCAT(try_result_, __LINE__).ok())                     \
+            return std::move(COBLOCK_CONCAT(try_result_, __LINE__)).error(); \
     } while (0)
 
 // ASSIGN_OR_RETURN(decl, expr): `decl` is a declaration or lvalue that
 // receives the value; the error returns from the enclosing function.
-#define ASSIGN_OR_RETURN(lhs, expr)                                                 \
-    auto COBLOCK_CONCAT(assign_result_, __LINE__) = (expr);                         \
-    if (!COBLOCK_CONCAT(assign_result_, __LINE__).ok())                             \
-        return std::move(COBLOCK_CONCAT(assign_result_, __LINE__)).error();         \
+#define ASSIGN_OR_RETURN(lhs, expr)                                         \
+    auto COBLOCK_CONCAT(assign_result_, __LINE__) = (expr);                 \
+    if (!COBLOCK_CONCAT(assign_result_, __LINE__).ok())                     \
+        return std::move(COBLOCK_CONCAT(assign_result_, __LINE__)).error(); \
     lhs = std::move(COBLOCK_CONCAT(assign_result_, __LINE__)).value()

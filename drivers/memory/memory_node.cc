@@ -27,8 +27,9 @@ MemoryNode::MemoryNode(std::vector<std::byte> bytes, MemoryNodeOptions options)
 Status MemoryNode::check_request(uint64_t offset, uint64_t bytes, uint64_t qiov_size) const {
     const BlockLimits& l = limits();
     if (offset % l.request_alignment || bytes % l.request_alignment)
-        return make_error(ErrorKind::kInternal, "memory: unaligned request " + std::to_string(offset) +
-                                                    "+" + std::to_string(bytes));
+        return make_error(
+            ErrorKind::kInternal,
+            "memory: unaligned request " + std::to_string(offset) + "+" + std::to_string(bytes));
     if (l.max_transfer && bytes > l.max_transfer)
         return make_error(ErrorKind::kInternal, "memory: request exceeds max_transfer");
     if (qiov_size != bytes) return make_error(ErrorKind::kInternal, "memory: qiov size mismatch");

@@ -25,7 +25,7 @@ struct MemoryNodeOptions {
 };
 
 class MemoryNode final : public BlockNode {
-public:
+  public:
     explicit MemoryNode(std::vector<std::byte> bytes, MemoryNodeOptions options = {});
 
     std::vector<std::byte>& bytes() { return bytes_; }
@@ -41,7 +41,7 @@ public:
     Status co_truncate(uint64_t size, bool exact, Prealloc prealloc, bool shrink_ok) override;
     int64_t allocated_size() override { return static_cast<int64_t>(bytes_.size()); }
 
-private:
+  private:
     Status check_request(uint64_t offset, uint64_t bytes, uint64_t qiov_size) const;
     void complete();
     void grow_to(uint64_t end);

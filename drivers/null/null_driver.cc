@@ -29,7 +29,7 @@ const qapi::Schema<NullOptions> kNullSchema(
             });
 
 class NullNode final : public BlockNode {
-public:
+  public:
     NullNode(const BlockDriver& driver, const NullOptions& options, bool complete_in_bh)
         : BlockNode(driver), options_(options), complete_in_bh_(complete_in_bh) {
         set_size(options.size);
@@ -55,7 +55,7 @@ public:
         return status;
     }
 
-private:
+  private:
     // null-co completes in the caller; null-aio from a bottom half, as
     // QEMU's null-aio completes from its AIO callback.
     Status complete() {

@@ -32,12 +32,13 @@ struct RawCreateOptions {
 };
 
 const qapi::Schema<RawCreateOptions> kRawCreateSchema(
-    "raw", {
-               qapi::size_field("size", &RawCreateOptions::size, qapi::kNoDefault, "Virtual disk size"),
-           });
+    "raw",
+    {
+        qapi::size_field("size", &RawCreateOptions::size, qapi::kNoDefault, "Virtual disk size"),
+    });
 
 class RawNode final : public BlockNode {
-public:
+  public:
     RawNode(const BlockDriver& driver, bool probed) : BlockNode(driver), probed_(probed) {}
 
     Status init(const RawOptions& options) {
@@ -51,8 +52,8 @@ public:
                                     std::to_string(file_size) + ")");
         uint64_t size = has_size_ ? *options.size : file_size - offset_;
         if (has_size_ && (size > file_size - offset_))
-            return invalid_argument("The sum of offset (" + std::to_string(offset_) + ") and size (" +
-                                    std::to_string(size) +
+            return invalid_argument("The sum of offset (" + std::to_string(offset_) +
+                                    ") and size (" + std::to_string(size) +
                                     ") has to be smaller or equal to the  actual size of the "
                                     "containing file (" +
                                     std::to_string(file_size) + ")");
@@ -104,7 +105,7 @@ public:
 
     bool is_filter() const override { return !has_size_ && offset_ == 0; }
 
-private:
+  private:
     // Refuses a write that would make a probed raw image look like another
     // format on the next open.
     Status check_sector0(const IoVector& qiov) {
@@ -127,7 +128,9 @@ private:
 
 Result<std::unique_ptr<BlockNode>> co_open_raw(OpenContext& ctx);
 Status co_create_raw(CreateContext& ctx);
-int probe_raw(ByteSpan, std::string_view) { return 1; }
+int probe_raw(ByteSpan, std::string_view) {
+    return 1;
+}
 
 const BlockDriver kRaw{.name = "raw",
                        .kind = DriverKind::kFormat,
@@ -140,7 +143,8 @@ Result<std::unique_ptr<BlockNode>> co_open_raw(OpenContext& ctx) {
     ASSIGN_OR_RETURN(RawOptions options, kRawSchema.parse(ctx.options()));
     auto node = std::make_unique<RawNode>(kRaw, ctx.format_probed());
     const bool window = options.offset != 0 || options.size.has_value();
-    const uint32_t role = kRoleData | kRolePrimary | (window ? 0u : static_cast<uint32_t>(kRoleFiltered));
+    const uint32_t role =
+        kRoleData | kRolePrimary | (window ? 0u : static_cast<uint32_t>(kRoleFiltered));
     TRY(ctx.co_open_child(*node, "file", role, ctx.filename(), /*probe_format=*/false));
     TRY(node->init(options));
     return std::unique_ptr<BlockNode>(std::move(node));
@@ -154,7 +158,9 @@ Status co_create_raw(CreateContext& ctx) {
     return {};
 }
 
-void register_raw_driver() { register_block_driver(&kRaw); }
+void register_raw_driver() {
+    register_block_driver(&kRaw);
+}
 
 }  // namespace
 }  // namespace coblock

@@ -16,10 +16,12 @@ namespace {
 void BM_EnterYieldRoundTrip(benchmark::State& state) {
     bool stop = false;
     Coroutine* co = Coroutine::create([&] {
-        while (!stop) yield();
+        while (!stop)
+            yield();
     });
     enter(co);
-    for (auto _ : state) enter(co);
+    for (auto _ : state)
+        enter(co);
     stop = true;
     enter(co);
 }
@@ -27,7 +29,8 @@ BENCHMARK(BM_EnterYieldRoundTrip);
 
 void BM_PooledSpawnRunFinish(benchmark::State& state) {
     int counter = 0;
-    for (auto _ : state) spawn([&counter] { ++counter; });
+    for (auto _ : state)
+        spawn([&counter] { ++counter; });
     benchmark::DoNotOptimize(counter);
 }
 BENCHMARK(BM_PooledSpawnRunFinish);
@@ -77,7 +80,8 @@ void BM_PostFromOtherThread(benchmark::State& state) {
     long expected = 0;
     for (auto _ : state) {
         std::thread producer([&] {
-            for (int i = 0; i < kBatch; ++i) loop.post([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+            for (int i = 0; i < kBatch; ++i)
+                loop.post([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
         });
         expected += kBatch;
         loop.run_until([&] { return ran.load(std::memory_order_relaxed) == expected; });

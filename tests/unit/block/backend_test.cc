@@ -22,7 +22,8 @@ std::unique_ptr<BlockBackend> memory_backend(MemoryNode** out, size_t size, bool
     auto name = allocate_node_name("");
     mem->set_node_name(*name);
     *out = mem;
-    auto blk = BlockBackend::attach(mem, kPermConsistentRead | kPermWrite | kPermResize, kPermConsistentRead);
+    auto blk = BlockBackend::attach(mem, kPermConsistentRead | kPermWrite | kPermResize,
+                                    kPermConsistentRead);
     EXPECT_TRUE(blk.ok());
     return std::move(*blk);
 }
@@ -131,6 +132,16 @@ TEST(Backend, ZeroWriteFallsBackToBuffersUnlessNoFallback) {
     Status refused = (*blk)->pwrite_zeroes(0, 4096, kReqNoFallback);
     ASSERT_FALSE(refused.ok());
     EXPECT_EQ(refused.error().kind, ErrorKind::kUnsupported);
+}
+
+TEST(Backend, CompressedWriteRefusedByNodesWithoutCompression) {
+    MemoryNode* mem;
+    auto blk = memory_backend(&mem, 1 << 16, false);
+    char buf[512] = {};
+    Status s = blk->pwrite(0, buf, sizeof buf, kReqWriteCompressed);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().as_errno(), ENOTSUP);
+    EXPECT_EQ(mem->writes(), 0u);
 }
 
 TEST(Backend, FuaIsEmulatedWithFlush) {

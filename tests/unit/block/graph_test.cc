@@ -20,7 +20,8 @@ namespace {
 
 std::vector<std::byte> pattern(size_t n, uint8_t seed) {
     std::vector<std::byte> v(n);
-    for (size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>(seed + i * 7);
+    for (size_t i = 0; i < n; ++i)
+        v[i] = static_cast<std::byte>(seed + i * 7);
     return v;
 }
 
@@ -38,7 +39,7 @@ const BlockDriver kPassFilterDriver{.name = "pass-filter", .kind = DriverKind::k
 
 // A filter that counts reads and passes everything through.
 class PassFilter final : public BlockNode {
-public:
+  public:
     PassFilter() : BlockNode(kPassFilterDriver) {}
     Status co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags) override {
         ++reads;
@@ -53,8 +54,10 @@ public:
 
 TEST(Registry, RegisteredDriverNames) {
     std::vector<std::string> names;
-    for (const BlockDriver* d : block_drivers()) names.push_back(d->name);
-    EXPECT_EQ(names, (std::vector<std::string>{"file", "host_device", "null-aio", "null-co", "raw"}));
+    for (const BlockDriver* d : block_drivers())
+        names.push_back(d->name);
+    EXPECT_EQ(names,
+              (std::vector<std::string>{"file", "host_device", "null-aio", "null-co", "raw"}));
 }
 
 TEST(Registry, ProtocolPrefixes) {
@@ -128,8 +131,9 @@ TEST(Permissions, SecondWriterIsRefused) {
                                        kPermConsistentRead | kPermWriteUnchanged);
     ASSERT_FALSE(second.ok());
     EXPECT_EQ(second.error().kind, ErrorKind::kPermission);
-    EXPECT_EQ(second.error().message,
-              "Conflicts with use by block device as 'root', which does not allow 'write' on perm-a");
+    EXPECT_EQ(
+        second.error().message,
+        "Conflicts with use by block device as 'root', which does not allow 'write' on perm-a");
     // A reader that shares everything is fine (force-share inspection).
     auto reader = BlockBackend::attach(node.get(), kPermConsistentRead, kPermAll);
     EXPECT_TRUE(reader.ok());
@@ -147,11 +151,12 @@ TEST(Permissions, ReaderThatForbidsWritesIsRefusedWhileAWriterExists) {
 TEST(Permissions, DroppingAnEdgeReleasesItsPermissions) {
     NodeRef node = memory_node("perm-c", 65536);
     {
-        auto writer = BlockBackend::attach(node.get(), kPermConsistentRead | kPermWrite,
-                                           kPermConsistentRead);
+        auto writer =
+            BlockBackend::attach(node.get(), kPermConsistentRead | kPermWrite, kPermConsistentRead);
         ASSERT_TRUE(writer.ok());
     }
-    auto again = BlockBackend::attach(node.get(), kPermConsistentRead | kPermWrite, kPermConsistentRead);
+    auto again =
+        BlockBackend::attach(node.get(), kPermConsistentRead | kPermWrite, kPermConsistentRead);
     EXPECT_TRUE(again.ok());
 }
 
@@ -163,7 +168,8 @@ TEST(Graph, InsertAndRemoveFilter) {
     NodeRef filter_ref(filter);
     ASSERT_TRUE(allocate_node_name("filter").ok());
     filter->set_node_name("filter");
-    auto edge = attach_child(filter, {}, node.get(), "file", kRoleFilteredChild, kPermConsistentRead, kPermAll);
+    auto edge = attach_child(filter, {}, node.get(), "file", kRoleFilteredChild,
+                             kPermConsistentRead, kPermAll);
     ASSERT_TRUE(edge.ok());
     filter->adopt_child(std::move(*edge));
     filter->set_size(node->size());
@@ -222,7 +228,8 @@ TEST(Graph, QueryListsNodesAndEdges) {
             EXPECT_EQ(n["size"], 1u << 20);
         }
     for (const auto& e : graph["edges"])
-        if (e["parent"] == "q-raw" && e["child"] == "q-null" && e["name"] == "file") saw_edge = true;
+        if (e["parent"] == "q-raw" && e["child"] == "q-null" && e["name"] == "file")
+            saw_edge = true;
     EXPECT_TRUE(saw_raw);
     EXPECT_TRUE(saw_edge);
     EXPECT_EQ(find_node("q-null")->driver().name, "null-co");

@@ -20,8 +20,12 @@ void* operator new(std::size_t size) {
     if (void* p = std::malloc(size ? size : 1)) return p;
     throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
 
 namespace coblock {
 namespace {
@@ -50,7 +54,8 @@ TEST(HotPath, CoroutineReadsAllocateNothing) {
         std::vector<char> buf(4096);
         run_sync([&] {
             IoVector iov(buf.data(), buf.size());
-            for (int i = 0; i < 100; ++i) ASSERT_TRUE(blk->co_preadv(i * 4096, 4096, iov).ok());
+            for (int i = 0; i < 100; ++i)
+                ASSERT_TRUE(blk->co_preadv(i * 4096, 4096, iov).ok());
             long before = g_allocations.load();
             for (int i = 0; i < kRequests; ++i) {
                 IoVector req(buf.data(), buf.size());
@@ -68,7 +73,8 @@ TEST(HotPath, CallbackRequestsAllocateNothing) {
     IoVector iov(buf.data(), buf.size());
     int completed = 0;
     auto done = [](void* opaque, int) { ++*static_cast<int*>(opaque); };
-    for (int i = 0; i < 64; ++i) blk->aio_preadv(0, &iov, done, &completed);
+    for (int i = 0; i < 64; ++i)
+        blk->aio_preadv(0, &iov, done, &completed);
     blk->drain();
     long before = g_allocations.load();
     for (int i = 0; i < kRequests; ++i) {

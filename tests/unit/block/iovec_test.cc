@@ -29,7 +29,8 @@ TEST(IoVector, SliceAndConcatAreViews) {
     EXPECT_EQ(mid.slice_count(), 2u);
     char out[10];
     EXPECT_EQ(mid.copy_to(0, out, 10), 10u);
-    for (int i = 0; i < 10; ++i) EXPECT_EQ(out[i], 5 + i);
+    for (int i = 0; i < 10; ++i)
+        EXPECT_EQ(out[i], 5 + i);
     mid.fill(0, 0x55, 10);  // writes through to the original buffers
     EXPECT_EQ(a[5], 0x55);
     EXPECT_EQ(b[4], 0x55);
@@ -48,11 +49,13 @@ TEST(IoVector, CopyFromAcrossSlicesAndShortAtEnd) {
 TEST(IoVector, ManySlicesSpillToHeapAndCopyCorrectly) {
     std::vector<std::vector<char>> bufs(20, std::vector<char>(3, 0));
     IoVector v;
-    for (auto& b : bufs) v.append(b.data(), b.size());
+    for (auto& b : bufs)
+        v.append(b.data(), b.size());
     EXPECT_EQ(v.slice_count(), 20u);
     IoVector copy = v;
     copy.fill(7);
-    for (auto& b : bufs) EXPECT_EQ(b[2], 7);
+    for (auto& b : bufs)
+        EXPECT_EQ(b[2], 7);
     EXPECT_FALSE(v.is_zero());
     v.fill(0);
     EXPECT_TRUE(v.is_zero());

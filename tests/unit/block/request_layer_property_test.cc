@@ -38,7 +38,8 @@ TEST_P(RequestLayerProperty, RandomConcurrentOpsMatchShadow) {
 
     std::mt19937_64 rng(sc.seed);
     std::vector<std::byte> initial(kDiskSize);
-    for (auto& b : initial) b = static_cast<std::byte>(rng());
+    for (auto& b : initial)
+        b = static_cast<std::byte>(rng());
     std::vector<std::byte> shadow = initial;
 
     MemoryNodeOptions mopts;
@@ -62,7 +63,8 @@ TEST_P(RequestLayerProperty, RandomConcurrentOpsMatchShadow) {
 
     // Random boundaries, deliberately not aligned.
     std::vector<uint64_t> cuts = {0, kDiskSize};
-    for (int i = 1; i < kWorkers; ++i) cuts.push_back(rng() % kDiskSize);
+    for (int i = 1; i < kWorkers; ++i)
+        cuts.push_back(rng() % kDiskSize);
     std::sort(cuts.begin(), cuts.end());
 
     int failures = 0;
@@ -86,14 +88,17 @@ TEST_P(RequestLayerProperty, RandomConcurrentOpsMatchShadow) {
                     Status s;
                     if (op < 4) {
                         s = (*blk)->co_preadv(off, len, iov);
-                        if (s.ok() && std::memcmp(buf.data() + skew, shadow.data() + off, len) != 0) {
+                        if (s.ok() &&
+                            std::memcmp(buf.data() + skew, shadow.data() + off, len) != 0) {
                             ADD_FAILURE() << sc.name << ": read mismatch at " << off << "+" << len;
                             ++failures;
                         }
                     } else if (op < 8) {
-                        for (uint64_t k = 0; k < len; ++k) buf[skew + k] = static_cast<std::byte>(r());
+                        for (uint64_t k = 0; k < len; ++k)
+                            buf[skew + k] = static_cast<std::byte>(r());
                         // Split into two slices to exercise scatter-gather.
-                        IoVector sg = IoVector::concat(iov.slice(0, len / 2), iov.slice(len / 2, len - len / 2));
+                        IoVector sg = IoVector::concat(iov.slice(0, len / 2),
+                                                       iov.slice(len / 2, len - len / 2));
                         std::memcpy(shadow.data() + off, buf.data() + skew, len);
                         s = (*blk)->co_pwritev(off, len, sg);
                     } else if (op == 8) {
@@ -111,7 +116,8 @@ TEST_P(RequestLayerProperty, RandomConcurrentOpsMatchShadow) {
                     }
                     ++ops;
                     if (!s.ok()) {
-                        ADD_FAILURE() << sc.name << ": op " << op << " failed: " << s.error().message;
+                        ADD_FAILURE()
+                            << sc.name << ": op " << op << " failed: " << s.error().message;
                         ++failures;
                     }
                 }
@@ -132,15 +138,14 @@ TEST_P(RequestLayerProperty, RandomConcurrentOpsMatchShadow) {
     blk->reset();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Limits, RequestLayerProperty,
-    ::testing::Values(Scenario{"byte", 1, 1, 0, true, 1},
-                      Scenario{"sector", 512, 1, 0, true, 2},
-                      Scenario{"direct4k", 4096, 4096, 0, true, 3},
-                      Scenario{"split", 512, 512, 8192, false, 4},
-                      Scenario{"odd_max", 4096, 512, 12288, true, 5},
-                      Scenario{"big_block", 65536, 4096, 131072, false, 6}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Limits, RequestLayerProperty,
+                         ::testing::Values(Scenario{"byte", 1, 1, 0, true, 1},
+                                           Scenario{"sector", 512, 1, 0, true, 2},
+                                           Scenario{"direct4k", 4096, 4096, 0, true, 3},
+                                           Scenario{"split", 512, 512, 8192, false, 4},
+                                           Scenario{"odd_max", 4096, 512, 12288, true, 5},
+                                           Scenario{"big_block", 65536, 4096, 131072, false, 6}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace coblock

@@ -158,7 +158,8 @@ TEST(CoQueue, WaitReleasesAndRetakesMutex) {
     Events ev;
     spawn([&] {
         m.co_lock();
-        while (!ready) q.co_wait(&m);
+        while (!ready)
+            q.co_wait(&m);
         ev.push_back("consumer:ready");
         EXPECT_EQ(m.owner(), Coroutine::self());
         m.unlock();

@@ -170,7 +170,8 @@ TEST(Coroutine, TenThousandAliveAtOnce) {
     }
     EXPECT_EQ(started, kCount);
     EXPECT_EQ(finished, 0);
-    for (Coroutine* co : cos) enter(co);
+    for (Coroutine* co : cos)
+        enter(co);
     EXPECT_EQ(finished, kCount);
     EXPECT_LE(coroutine_pool_size(), 256u);
 }

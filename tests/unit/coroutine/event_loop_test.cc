@@ -128,7 +128,8 @@ TEST(Timer, BlockingPollWaitsForDeadlineWithNsResolution) {
     Timer t(loop, [&] { fired = true; });
     const int64_t start = EventLoop::now_ns();
     t.arm_in(300'000);  // 0.3 ms
-    while (!fired) loop.poll(true);
+    while (!fired)
+        loop.poll(true);
     const int64_t elapsed = EventLoop::now_ns() - start;
     EXPECT_GE(elapsed, 300'000);
     EXPECT_LT(elapsed, 200'000'000);
@@ -181,7 +182,8 @@ TEST(Post, FromAnotherThreadWakesBlockingPoll) {
     EventLoop loop;
     std::atomic<int> ran{0};
     std::thread other([&] {
-        for (int i = 0; i < 100; ++i) loop.post([&, i] { EXPECT_EQ(ran.fetch_add(1), i); });
+        for (int i = 0; i < 100; ++i)
+            loop.post([&, i] { EXPECT_EQ(ran.fetch_add(1), i); });
     });
     loop.run_until([&] { return ran.load() == 100; });
     other.join();
@@ -243,17 +245,19 @@ TEST(Sleep, SleepersWakeInDeadlineOrder) {
                 ++done;
             });
         }
-        while (done < 3) co_sleep_ns(500'000);
+        while (done < 3)
+            co_sleep_ns(500'000);
     });
     EXPECT_EQ(ev, (Events{"1", "2", "3"}));
 }
 
 TEST(RunSync, ReturnsValueAndRethrows) {
     EventLoop loop;
-    EXPECT_EQ(run_sync(loop, [] {
-                  co_sleep_ns(1000);
-                  return 42;
-              }),
+    EXPECT_EQ(run_sync(loop,
+                       [] {
+                           co_sleep_ns(1000);
+                           return 42;
+                       }),
               42);
     EXPECT_THROW(run_sync(loop,
                           [] {
@@ -265,7 +269,8 @@ TEST(RunSync, ReturnsValueAndRethrows) {
 
 TEST(RunSync, InsideCoroutineCallsDirectly) {
     EventLoop loop;
-    int depth = run_sync(loop, [&] { return run_sync(loop, [] { return in_coroutine() ? 1 : 0; }); });
+    int depth =
+        run_sync(loop, [&] { return run_sync(loop, [] { return in_coroutine() ? 1 : 0; }); });
     EXPECT_EQ(depth, 1);
 }
 
