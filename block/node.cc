@@ -120,6 +120,24 @@ Status BlockNode::co_reopen(const OpenFlags&) {
     return {};
 }
 
+void BlockNode::co_debug_event(BlkdebugEvent) {}
+
+Status BlockNode::debug_breakpoint(std::string_view, std::string_view) {
+    return unsupported_error("not a debug node");
+}
+
+Status BlockNode::debug_remove_breakpoint(std::string_view) {
+    return unsupported_error("not a debug node");
+}
+
+Status BlockNode::debug_resume(std::string_view) {
+    return unsupported_error("not a debug node");
+}
+
+bool BlockNode::debug_is_suspended(std::string_view) {
+    return false;
+}
+
 Status BlockNode::update_permissions(uint32_t, uint32_t) {
     return {};
 }

@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "block/debug_event.h"
 #include "block/iovec.h"
 #include "block/types.h"
 #include "coroutine/co_queue.h"
@@ -101,6 +103,16 @@ class BlockNode {
     virtual Status co_reopen(const OpenFlags& flags);
     // True for filter drivers that pass I/O to one primary child.
     virtual bool is_filter() const { return false; }
+    // Debug events (block/debug_event.h): raised on this node by its parent
+    // driver. Only debug filters (blkdebug) act on them. Default: ignored.
+    virtual void co_debug_event(BlkdebugEvent event);
+    // Debug filters answer true and implement the breakpoint commands;
+    // block/debug_event.h finds them. Defaults: kUnsupported / false.
+    virtual bool is_debug_node() const { return false; }
+    virtual Status debug_breakpoint(std::string_view event, std::string_view tag);
+    virtual Status debug_remove_breakpoint(std::string_view tag);
+    virtual Status debug_resume(std::string_view tag);
+    virtual bool debug_is_suspended(std::string_view tag);
     // Backing file name recorded in the image (for info), empty if none.
     virtual std::string backing_filename() const { return {}; }
     virtual std::string backing_format() const { return {}; }
