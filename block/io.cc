@@ -135,8 +135,8 @@ Status co_read_aligned(BlockNode* node, uint64_t offset, uint64_t bytes, IoVecto
     return {};
 }
 
-Status co_write_aligned(BlockNode* node, uint64_t offset, uint64_t bytes, IoVector& qiov,
-                        uint32_t flags) {
+Status co_write_fragments(BlockNode* node, uint64_t offset, uint64_t bytes, IoVector& qiov,
+                          uint32_t flags) {
     uint64_t max = node->limits().max_transfer;
     if (max) max = std::max(align_down(max, alignment_of(node)), alignment_of(node));
     uint64_t done = 0;
@@ -150,6 +150,19 @@ Status co_write_aligned(BlockNode* node, uint64_t offset, uint64_t bytes, IoVect
         }
         done += n;
     }
+    return {};
+}
+
+// QEMU's bdrv_aligned_pwritev: the pwritev event (none for compressed
+// writes), the driver call in max_transfer fragments, pwritev_done whatever
+// the result, then the write generation moves on.
+Status co_write_aligned(BlockNode* node, uint64_t offset, uint64_t bytes, IoVector& qiov,
+                        uint32_t flags) {
+    if (!(flags & kReqWriteCompressed)) node->co_debug_event(BlkdebugEvent::kPwritev);
+    Status s = co_write_fragments(node, offset, bytes, qiov, flags);
+    node->co_debug_event(BlkdebugEvent::kPwritevDone);
+    ++node->write_gen_;
+    TRY(std::move(s));
     if (offset + bytes > node->size()) node->set_size(offset + bytes);
     return {};
 }
@@ -202,13 +215,21 @@ Status co_pwritev_tracked(BlockNode* node, uint64_t offset, uint64_t bytes, IoVe
         const uint64_t copy_end = std::min(pos + n, offset + bytes);
         const bool partial_head = copy_begin > pos;
         const bool partial_tail = copy_end < pos + n;
-        if (partial_head) {
+        // One block: read once (QEMU's merge_reads), with both events around it.
+        const bool merged = (partial_head || partial_tail) && n == align;
+        if (partial_head || merged) {
+            if (partial_head) node->co_debug_event(BlkdebugEvent::kPwritevRmwHead);
+            if (merged && partial_tail) node->co_debug_event(BlkdebugEvent::kPwritevRmwTail);
             IoVector head(bounce.data(), align);
             TRY(co_read_aligned(node, pos, align, head, 0));
+            if (partial_head) node->co_debug_event(BlkdebugEvent::kPwritevRmwAfterHead);
+            if (merged && partial_tail) node->co_debug_event(BlkdebugEvent::kPwritevRmwAfterTail);
         }
-        if (partial_tail && !(partial_head && n == align)) {  // one block: read once
+        if (partial_tail && !merged) {
+            node->co_debug_event(BlkdebugEvent::kPwritevRmwTail);
             IoVector tail(bounce.data() + n - align, align);
             TRY(co_read_aligned(node, pos + n - align, align, tail, 0));
+            node->co_debug_event(BlkdebugEvent::kPwritevRmwAfterTail);
         }
         qiov.copy_to(copy_begin - offset, bounce.data() + (copy_begin - pos),
                      copy_end - copy_begin);
@@ -311,7 +332,10 @@ Status co_child_pwrite_zeroes(BdrvChild* child, uint64_t offset, uint64_t bytes,
         Status s = unsupported_error("unaligned");
         if (pos % request_align == 0 && n % request_align == 0) {
             RequestTracker tracker(node, pos, pos + n, false);
+            node->co_debug_event(BlkdebugEvent::kPwritevZero);
             s = node->co_pwrite_zeroes(pos, n, native & ~(emulate_fua ? uint32_t{kReqFua} : 0u));
+            node->co_debug_event(BlkdebugEvent::kPwritevDone);
+            ++node->write_gen_;
             if (s.ok() && pos + n > node->size()) node->set_size(pos + n);
         }
         if (!s.ok()) {
@@ -345,19 +369,29 @@ Status co_child_pdiscard(BdrvChild* child, uint64_t offset, uint64_t bytes) {
         uint64_t n = std::min(end - pos, max);
         RequestTracker tracker(node, pos, pos + n, false);
         Status s = node->co_pdiscard(pos, n);
+        ++node->write_gen_;
         if (!s.ok() && s.error().kind != ErrorKind::kUnsupported) return s;
         pos += n;
     }
     return {};
 }
 
+// bdrv_co_flush: flush_to_os and (when something was written since the last
+// flush) flush_to_disk are announced to the node's primary child, around
+// the driver's flush; then the children are flushed.
 Status co_node_flush(BlockNode* node) {
+    const bool writable = !node->read_only();
+    const uint64_t gen = node->write_gen_;
+    if (writable) co_debug_event(node->primary_child(), BlkdebugEvent::kFlushToOs);
     TRY(node->co_flush());
+    if (writable && !node->open_flags().cache_no_flush && node->flushed_gen_ != gen)
+        co_debug_event(node->primary_child(), BlkdebugEvent::kFlushToDisk);
     // Then whatever we may have written below (bdrv_co_flush's children).
     for (const auto& edge : node->children()) {
         if (!(edge->perm() & (kPermWrite | kPermWriteUnchanged))) continue;
         TRY(co_node_flush(edge->node()));
     }
+    if (writable) node->flushed_gen_ = gen;
     return {};
 }
 

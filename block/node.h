@@ -137,6 +137,11 @@ class BlockNode {
     int in_flight_ = 0;
     uint64_t request_sequence_ = 0;
     CoQueue drain_waiters_;
+    // QEMU's write_gen/flushed_gen: bumped by every write, zero write and
+    // discard; a flush whose generation is already flushed skips the
+    // flush_to_disk event (and blkdebug's flush check).
+    uint64_t write_gen_ = 0;
+    uint64_t flushed_gen_ = 0;
 
     // Reference count: parents' edges and backends hold references; the
     // node closes when the last one goes (graph.h: node_ref/node_unref).

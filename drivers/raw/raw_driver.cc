@@ -67,11 +67,13 @@ class RawNode final : public BlockNode {
     }
 
     Status co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags) override {
+        coblock::co_debug_event(file_, BlkdebugEvent::kReadAio);
         return co_child_preadv(file_, offset_ + offset, bytes, qiov, flags);
     }
 
     Status co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags) override {
         if (probed_ && offset == 0) TRY(check_sector0(qiov));
+        coblock::co_debug_event(file_, BlkdebugEvent::kWriteAio);
         return co_child_pwritev(file_, offset_ + offset, bytes, qiov, flags);
     }
 

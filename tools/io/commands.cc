@@ -13,6 +13,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "block/child.h"
+#include "block/debug_event.h"
+#include "block/node.h"
 #include "coroutine/event_loop.h"
 #include "tools/io/cvtnum.h"
 #include "tools/io/report.h"
@@ -152,27 +155,61 @@ int sigraise_f(int, char** argv) {
     std::abort();
 }
 
-// Breakpoints need a blkdebug node, which coblock has not got yet; without
-// one qemu-io's bdrv_debug_* calls fail with ENOTSUP, as here.
-int break_f(int, char**) {
-    std::printf("Could not set breakpoint: %s\n", std::strerror(ENOTSUP));
-    return -ENOTSUP;
+// The blkdebug commands act on the first debug node below the root
+// (block/debug_event.h); without one QEMU's bdrv_debug_* fail with ENOTSUP.
+// Everything is printed on stdout, as qemu-io does.
+BlockNode* debug_root() {
+    return shell().blk ? shell().blk->root() : nullptr;
 }
 
+// The same walk as block/debug_event.h: down primary children.
+bool debug_breakpoint_node_exists(BlockNode* node) {
+    while (node && !node->is_debug_node()) {
+        BdrvChild* next = node->primary_child();
+        node = next ? next->node() : nullptr;
+    }
+    return node != nullptr;
+}
+
+int break_f(int, char** argv) {
+    Status s = debug_breakpoint(debug_root(), argv[1], argv[2]);
+    if (!s.ok()) {
+        std::printf("Could not set breakpoint: %s\n", std::strerror(status_errno(s)));
+        return -status_errno(s);
+    }
+    return 0;
+}
+
+// QEMU 7.2 quirk: success only if a not-yet-hit breakpoint was deleted.
 int remove_break_f(int, char** argv) {
-    std::printf("Could not remove breakpoint %s: %s\n", argv[1], std::strerror(ENOTSUP));
-    return -ENOTSUP;
+    Status s = debug_remove_breakpoint(debug_root(), argv[1]);
+    if (!s.ok()) {
+        std::printf("Could not remove breakpoint %s: %s\n", argv[1],
+                    std::strerror(status_errno(s)));
+        return -status_errno(s);
+    }
+    return 0;
 }
 
-int resume_f(int, char**) {
-    std::printf("Could not resume request: %s\n", std::strerror(ENOTSUP));
-    return -ENOTSUP;
+int resume_f(int, char** argv) {
+    Status s = debug_resume(debug_root(), argv[1]);
+    if (!s.ok()) {
+        std::printf("Could not resume request: %s\n", std::strerror(status_errno(s)));
+        return -status_errno(s);
+    }
+    return 0;
 }
 
-// qemu-io waits forever here when no blkdebug node can ever suspend a
-// request; failing at once is the useful deviation.
-int wait_break_f(int, char**) {
-    return -ENOTSUP;
+// Runs the loop until a request is suspended with the tag. Like qemu-io
+// this never returns if none ever is; without any blkdebug node (nothing
+// can ever suspend) it fails at once instead of hanging.
+int wait_break_f(int, char** argv) {
+    BlockNode* root = debug_root();
+    if (!debug_breakpoint_node_exists(root)) return -ENOTSUP;
+    EventLoop& loop = EventLoop::current();
+    while (!debug_is_suspended(root, argv[1]))
+        loop.poll(true);
+    return 0;
 }
 
 constexpr char kSigraiseHelp[] =
