@@ -154,12 +154,16 @@ Status co_write_fragments(BlockNode* node, uint64_t offset, uint64_t bytes, IoVe
 }
 
 // QEMU's bdrv_aligned_pwritev: the pwritev event (none for compressed
-// writes), the driver call in max_transfer fragments, pwritev_done whatever
-// the result, then the write generation moves on.
+// writes), the driver call in max_transfer fragments (FUA the driver lacks
+// is a flush of this node right after, before its write generation moves,
+// as bdrv_driver_pwritev does), pwritev_done whatever the result, then the
+// write generation moves on.
 Status co_write_aligned(BlockNode* node, uint64_t offset, uint64_t bytes, IoVector& qiov,
                         uint32_t flags) {
+    const uint32_t native = flags & node->supported_write_flags();
     if (!(flags & kReqWriteCompressed)) node->co_debug_event(BlkdebugEvent::kPwritev);
-    Status s = co_write_fragments(node, offset, bytes, qiov, flags);
+    Status s = co_write_fragments(node, offset, bytes, qiov, native);
+    if (s.ok() && (flags & kReqFua) && !(native & kReqFua)) s = co_node_flush(node);
     node->co_debug_event(BlkdebugEvent::kPwritevDone);
     ++node->write_gen_;
     TRY(std::move(s));
@@ -283,15 +287,9 @@ Status co_child_pwritev(BdrvChild* child, uint64_t offset, uint64_t bytes, IoVec
     if ((flags & kReqWriteCompressed) && !(node->supported_write_flags() & kReqWriteCompressed))
         return Error{ErrorKind::kUnsupported, ENOTSUP,
                      "compressed writes are not supported by " + node->driver().name, std::nullopt};
-    const uint32_t native = node->supported_write_flags();
-    if (qiov.size() == bytes) {
-        TRY(co_pwritev_tracked(node, offset, bytes, qiov, flags & native));
-    } else {
-        IoVector exact = qiov.slice(0, bytes);
-        TRY(co_pwritev_tracked(node, offset, bytes, exact, flags & native));
-    }
-    if ((flags & kReqFua) && !(node->supported_write_flags() & kReqFua)) return co_node_flush(node);
-    return {};
+    if (qiov.size() == bytes) return co_pwritev_tracked(node, offset, bytes, qiov, flags);
+    IoVector exact = qiov.slice(0, bytes);
+    return co_pwritev_tracked(node, offset, bytes, exact, flags);
 }
 
 Status co_child_pread(BdrvChild* child, uint64_t offset, void* buf, size_t bytes) {
@@ -320,7 +318,9 @@ Status co_child_pwrite_zeroes(BdrvChild* child, uint64_t offset, uint64_t bytes,
     bool emulate_fua = (flags & kReqFua) && !(node->supported_zero_flags() & kReqFua);
 
     // Head up to the zero alignment, an aligned body in max-sized pieces,
-    // then the tail; each piece tries the driver, then zero buffers.
+    // then the tail; each piece tries the driver, then zero buffers. The
+    // write generation moves after the FUA flush, as in QEMU.
+    uint64_t generations = 0;
     for (uint64_t pos = offset, end = offset + bytes; pos < end;) {
         uint64_t n;
         if (pos % align)
@@ -335,19 +335,22 @@ Status co_child_pwrite_zeroes(BdrvChild* child, uint64_t offset, uint64_t bytes,
             node->co_debug_event(BlkdebugEvent::kPwritevZero);
             s = node->co_pwrite_zeroes(pos, n, native & ~(emulate_fua ? uint32_t{kReqFua} : 0u));
             node->co_debug_event(BlkdebugEvent::kPwritevDone);
-            ++node->write_gen_;
+            ++generations;
             if (s.ok() && pos + n > node->size()) node->set_size(pos + n);
         }
         if (!s.ok()) {
-            if (s.error().kind != ErrorKind::kUnsupported) return s;
-            if (flags & kReqNoFallback) return s;
+            if (s.error().kind != ErrorKind::kUnsupported || (flags & kReqNoFallback)) {
+                node->write_gen_ += generations;
+                return s;
+            }
             TRY(co_write_zero_buffers(child, pos, n, 0));
             if (flags & kReqFua) emulate_fua = true;
         }
         pos += n;
     }
-    if (emulate_fua) return co_node_flush(node);
-    return {};
+    Status flushed = emulate_fua ? co_node_flush(node) : Status{};
+    node->write_gen_ += generations;
+    return flushed;
 }
 
 Status co_child_pdiscard(BdrvChild* child, uint64_t offset, uint64_t bytes) {

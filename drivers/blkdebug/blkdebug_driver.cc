@@ -101,7 +101,10 @@ class BlkdebugNode final : public BlockNode {
         if (o.max_discard) limits.max_discard = o.max_discard;
         opt_write_zero_ = o.opt_write_zero;
         set_size(below->size());
-        set_supported_write_flags(below->supported_write_flags() & kReqFua);
+        // QEMU passes FUA through when the child has it; QEMU 7.2's file
+        // protocol never does, so writes through blkdebug get their FUA
+        // emulated by a flush (the flush events of blkdebug.md §11.2).
+        set_supported_write_flags(0);
         set_supported_zero_flags(below->supported_zero_flags() &
                                  (kReqFua | kReqMayUnmap | kReqNoFallback));
         return {};

@@ -58,8 +58,10 @@ class RawNode final : public BlockNode {
                                     "containing file (" +
                                     std::to_string(file_size) + ")");
         set_size(size);
-        set_supported_write_flags(kReqFua);
-        set_supported_zero_flags(kReqFua | kReqMayUnmap);
+        // FUA only where the file has it (QEMU's raw): below a blkdebug node
+        // the write is flushed here, as in QEMU.
+        set_supported_write_flags(kReqFua & file_->node()->supported_write_flags());
+        set_supported_zero_flags((kReqFua | kReqMayUnmap) & file_->node()->supported_zero_flags());
         // Partial writes to a probed sector 0 cannot be checked: require whole
         // sectors then (QEMU does the same).
         if (probed_) mutable_limits().request_alignment = kSectorSize;
