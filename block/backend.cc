@@ -77,6 +77,8 @@ uint64_t BlockBackend::length() const {
 
 Status BlockBackend::co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags) {
     TRY(check_range(length(), offset, bytes));
+    // -C / copy-on-read: the root populates itself from its backing chain.
+    if (root_->node()->open_flags().copy_on_read) flags |= kReqCopyOnRead;
     return co_child_preadv(root_.get(), offset, bytes, qiov, flags);
 }
 

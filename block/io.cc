@@ -257,6 +257,41 @@ Status co_write_zero_buffers(BdrvChild* child, uint64_t offset, uint64_t bytes, 
     return {};
 }
 
+// Copy-on-read (QEMU's bdrv_co_do_copy_on_readv): runs not allocated in
+// `node` itself are read (from its backing chain, through the node) and
+// written back into the node right away, with the cor_write event and
+// without the generic write events or a new write generation, as QEMU's
+// driver-level COR write.
+Status co_copy_on_read(BlockNode* node, uint64_t offset, uint64_t bytes, IoVector& qiov,
+                       uint32_t flags) {
+    const uint64_t align = alignment_of(node);
+    for (uint64_t pos = offset, end = offset + bytes; pos < end;) {
+        ASSIGN_OR_RETURN(BlockStatus status, co_node_block_status(node, pos, end - pos, false));
+        uint64_t n = std::min(status.bytes, end - pos);
+        if (n == 0) n = end - pos;  // beyond the end: reads as zeros below
+        n = std::min<uint64_t>(n, kMaxBounceChunk);
+        IoVector part = qiov.slice(pos - offset, n);
+        if (status.flags & kStatusAllocated || status.bytes == 0) {
+            TRY(co_preadv_tracked(node, pos, n, part, flags));
+        } else {
+            const uint64_t begin = align_down(pos, align);
+            const uint64_t stop = std::min(align_up(pos + n, align), align_up(node->size(), align));
+            AlignedBuffer bounce(stop - begin,
+                                 std::max<size_t>(node->limits().memory_alignment, 4096));
+            IoVector biov = bounce.iov();
+            {
+                RequestTracker tracker(node, begin, stop, true);
+                TRY(co_read_aligned(node, begin, stop - begin, biov, flags));
+                node->co_debug_event(BlkdebugEvent::kCorWrite);
+                TRY(co_write_fragments(node, begin, stop - begin, biov, 0));
+            }
+            part.copy_from(0, bounce.data() + (pos - begin), n);
+        }
+        pos += n;
+    }
+    return {};
+}
+
 }  // namespace
 
 Status co_child_preadv(BdrvChild* child, uint64_t offset, uint64_t bytes, IoVector& qiov,
@@ -264,6 +299,14 @@ Status co_child_preadv(BdrvChild* child, uint64_t offset, uint64_t bytes, IoVect
     if (bytes == 0) return {};
     TRY(check_offset(offset, bytes));
     if (qiov.size() < bytes) return invalid_argument("read buffer smaller than the request");
+    if (flags & kReqCopyOnRead) {
+        BlockNode* node = child->node();
+        flags &= ~(kReqFua | kReqCopyOnRead);
+        if (!node->read_only() && (child->perm() & (kPermWrite | kPermWriteUnchanged))) {
+            IoVector exact = qiov.slice(0, bytes);
+            return co_copy_on_read(node, offset, bytes, exact, flags);
+        }
+    }
     if (qiov.size() == bytes)
         return co_preadv_tracked(child->node(), offset, bytes, qiov, flags & ~kReqFua);
     IoVector exact = qiov.slice(0, bytes);

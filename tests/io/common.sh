@@ -23,3 +23,12 @@ _qemu_io() {
 }
 
 cd "$TEST_DIR" || exit 1
+
+# Prints "SKIP: ..." and exits when the binary under test has no driver
+# named $1 (run.sh then reports the test as skipped).
+_require_driver() {
+    if "$QEMU_IO" -c "open -o driver=$1 /nonexistent" 2>&1 | grep -q "Unknown driver"; then
+        echo "SKIP: driver $1 not available"
+        exit 0
+    fi
+}

@@ -30,6 +30,12 @@ for script in "$here"/[0-9][0-9][0-9]-*.sh; do
     mkdir -p "$TEST_DIR"
     actual="$work/$name.actual"
     bash "$script" > "$actual" 2>&1
+    # A script prints "SKIP: reason" as its first line when the binary
+    # lacks something it needs (e.g. a format driver not merged yet).
+    if [ $regen = 0 ] && head -n 1 "$actual" | grep -q '^SKIP: '; then
+        echo "ok $n $name # $(head -n 1 "$actual")"
+        continue
+    fi
     if [ $regen = 1 ]; then
         cp "$actual" "$here/$name.out"
         echo "regenerated $n $name"

@@ -19,6 +19,7 @@
 #include "block/driver.h"
 #include "coroutine/event_loop.h"
 #include "tools/io/commands.h"
+#include "tools/io/object.h"
 #include "tools/io/open_image.h"
 #include "tools/io/report.h"
 
@@ -139,13 +140,14 @@ int main(int argc, char** argv) {
     std::vector<const char*> commands;
     const char* format = nullptr;
     bool force_share = false;
+    bool snapshot = false;
     int c;
     // GNU getopt permutes: the filename may come before the options.
     while ((c = getopt_long(argc, argv, "hVc:d:f:rsnCmki:t:T:U", kLongOptions, nullptr)) != -1) {
         switch (c) {
             case 's':
-                error_report("snapshot mode (-s) is not supported yet");
-                return 1;
+                snapshot = true;
+                break;
             case 'n':
                 flags.cache_direct = true;
                 flags.writethrough = false;
@@ -205,8 +207,15 @@ int main(int argc, char** argv) {
                 force_share = true;
                 break;
             case kOptionObject:
-                error_report("--object is not supported yet");
-                return 1;
+                switch (add_object(optarg)) {
+                    case 0:
+                        break;
+                    case 2:
+                        return 0;  // help was printed
+                    default:
+                        return 1;
+                }
+                break;
             case kOptionImageOpts:
                 shell().image_opts = true;
                 break;
@@ -242,7 +251,7 @@ int main(int argc, char** argv) {
             options.emplace();
             options->set("driver", format);
         }
-        if (open_image(name, flags, force_share, std::move(options))) return 1;
+        if (open_image(name, flags, force_share, std::move(options), snapshot)) return 1;
     }
 
     bool failed = command_loop(commands);

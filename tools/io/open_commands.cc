@@ -7,6 +7,11 @@
 #include <cstdio>
 #include <cstring>
 
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "block/create.h"
 #include "block/graph.h"
 #include "coroutine/run_sync.h"
 #include "qapi/keyval.h"
@@ -95,13 +100,14 @@ bool merge_options(std::optional<qapi::OptionsTree>& into, const char* text) {
 int open_f(int argc, char** argv) {
     OpenFlags flags = default_open_flags();
     bool force_share = false;
+    bool snapshot = false;
     std::optional<qapi::OptionsTree> options;
     int c;
     while ((c = getopt(argc, argv, "snCro:ki:t:d:U")) != -1) {
         switch (c) {
             case 's':
-                error_report("snapshot mode (-s) is not supported yet");
-                return -ENOTSUP;
+                snapshot = true;
+                break;
             case 'n':
                 flags.cache_direct = true;
                 flags.writethrough = false;
@@ -154,9 +160,9 @@ int open_f(int argc, char** argv) {
     }
     int ret;
     if (optind == argc - 1) {
-        ret = open_image(argv[optind], flags, force_share, std::move(options));
+        ret = open_image(argv[optind], flags, force_share, std::move(options), snapshot);
     } else if (optind == argc) {
-        ret = open_image(nullptr, flags, force_share, std::move(options));
+        ret = open_image(nullptr, flags, force_share, std::move(options), snapshot);
     } else {
         return command_usage(kOpenCmd);
     }
@@ -239,6 +245,58 @@ int reopen_f(int argc, char** argv) {
     return 0;
 }
 
+// -s: QEMU's bdrv_append_temp_snapshot. The image is opened read-only as a
+// backing node; a temporary qcow2 overlay of the same size is created in
+// $TMPDIR (default /var/tmp), opened over it and unlinked at once, so all
+// writes vanish when the image is closed.
+Result<std::unique_ptr<BlockBackend>> open_with_snapshot(const std::string& name,
+                                                        qapi::OptionsTree tree,
+                                                        const OpenFlags& flags,
+                                                        std::vector<std::string>* warnings) {
+    OpenFlags base_flags = flags;
+    base_flags.read_only = true;
+    ASSIGN_OR_RETURN(NodeRef base, run_sync([&] {
+                         return co_open_node(name, std::move(tree), base_flags, true, warnings);
+                     }));
+    const char* dir = std::getenv("TMPDIR");
+    std::string tmp = std::string(dir && *dir ? dir : "/var/tmp") + "/vl.XXXXXX";
+    int fd = mkstemp(tmp.data());
+    if (fd < 0)
+        return Error{ErrorKind::kIo, errno,
+                     std::string("Could not get temporary filename: ") + std::strerror(errno),
+                     std::nullopt};
+    ::close(fd);
+    struct Unlink {
+        std::string path;
+        ~Unlink() { ::unlink(path.c_str()); }
+    } unlink_tmp{tmp};
+    if (!find_block_driver("qcow2"))
+        return make_error(ErrorKind::kUnsupported,
+                          "Could not create temporary overlay '" + tmp +
+                              "': Unknown driver 'qcow2'");
+    Status created = create_image("qcow2", tmp, base->size(), qapi::OptionsTree());
+    if (!created.ok())
+        return make_error(created.error().kind, "Could not create temporary overlay '" + tmp +
+                                                    "': " + created.error().message);
+    qapi::OptionsTree overlay_options;
+    overlay_options.set("driver", "qcow2");
+    overlay_options.set("file.driver", "file");
+    overlay_options.set("file.filename", tmp);
+    overlay_options.set("backing", base->node_name());
+    OpenFlags overlay_flags = flags;  // -s -r: a read-only overlay, as QEMU
+    return run_sync([&]() -> Result<std::unique_ptr<BlockBackend>> {
+        ASSIGN_OR_RETURN(NodeRef overlay, co_open_node("", std::move(overlay_options),
+                                                       overlay_flags, true, warnings));
+        uint32_t perm = kPermConsistentRead;
+        if (!flags.read_only) perm |= kPermWrite | kPermResize;
+        uint32_t shared = flags.force_share ? kPermAll : kPermConsistentRead | kPermWriteUnchanged;
+        ASSIGN_OR_RETURN(std::unique_ptr<BlockBackend> blk,
+                         BlockBackend::attach(overlay.get(), perm, shared));
+        blk->set_writethrough(flags.writethrough);
+        return blk;
+    });
+}
+
 }  // namespace
 
 OpenFlags default_open_flags() {
@@ -261,7 +319,7 @@ std::optional<qapi::OptionsTree> parse_image_options(const char* text, const cha
 }
 
 int open_image(const char* name, const OpenFlags& flags, bool force_share,
-               std::optional<qapi::OptionsTree> options) {
+               std::optional<qapi::OptionsTree> options, bool snapshot) {
     if (shell().blk) {
         error_report("file open already, try 'help close'");
         return 1;
@@ -277,7 +335,8 @@ int open_image(const char* name, const OpenFlags& flags, bool force_share,
     }
     std::vector<std::string> warnings;
     Result<std::unique_ptr<BlockBackend>> blk =
-        BlockBackend::open(name ? name : "", std::move(tree), flags, &warnings);
+        snapshot ? open_with_snapshot(name ? name : "", std::move(tree), flags, &warnings)
+                 : BlockBackend::open(name ? name : "", std::move(tree), flags, &warnings);
     for (const std::string& w : warnings)
         std::fprintf(stderr, "%s\n", w.c_str());
     if (!blk.ok()) {

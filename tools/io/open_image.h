@@ -16,9 +16,10 @@ namespace coblock::io {
 // writethrough mode (every write flushed) unless -t/-n say otherwise.
 OpenFlags default_open_flags();
 
-// Returns 0, or 1 after printing the error.
+// Returns 0, or 1 after printing the error. `snapshot` (-s) puts a
+// temporary qcow2 overlay over the image, as QEMU's BDRV_O_SNAPSHOT.
 int open_image(const char* name, const OpenFlags& flags, bool force_share,
-               std::optional<qapi::OptionsTree> options);
+               std::optional<qapi::OptionsTree> options, bool snapshot = false);
 
 // Parses a QemuOpts string (--image-opts, open -o), printing QEMU's
 // deprecation warnings as "NAME: warning: ...".
