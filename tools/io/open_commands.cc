@@ -12,6 +12,7 @@
 #include <cstdlib>
 
 #include "block/create.h"
+#include "block/child.h"
 #include "block/graph.h"
 #include "coroutine/run_sync.h"
 #include "qapi/keyval.h"
@@ -174,6 +175,31 @@ int close_f(int, char**) {
     return 0;
 }
 
+// Whether `key` (dotted through child names) keeps the value the node was
+// opened with: QEMU accepts an unchanged option on reopen. `leaf` gets the
+// name the owning node uses ("file.align" is the file's "align"), for
+// QEMU's "Cannot change the option" message.
+bool option_unchanged(BlockNode* node, const std::string& key, const std::string& text,
+                      std::string* leaf) {
+    std::string rest = key;
+    for (;;) {
+        size_t dot = rest.find('.');
+        if (dot == std::string::npos) break;
+        BdrvChild* edge = node->child(rest.substr(0, dot));
+        if (!edge) break;
+        node = edge->node();
+        rest = rest.substr(dot + 1);
+    }
+    *leaf = rest;
+    // A protocol's filename may come from the name rather than an option.
+    if (rest == "filename" && node->filename() == text) return true;
+    const nlohmann::ordered_json& opts = node->options_json();
+    if (!opts.is_object() || !opts.contains(rest)) return false;
+    const auto& v = opts[rest];
+    if (v.is_string()) return v.get<std::string>() == text;
+    return v.dump() == text;
+}
+
 // Switches read-only/read-write and the device's writethrough mode. Other
 // driver options cannot change yet: they are refused with QEMU's message.
 int reopen_f(int argc, char** argv) {
@@ -209,6 +235,7 @@ int reopen_f(int argc, char** argv) {
         }
     }
     if (optind != argc) return command_usage(kReopenCmd);
+    bool ro_from_options = false;
     if (options) {
         if (auto ro = options->take("read-only")) {
             if (has_rw_option) {
@@ -221,16 +248,47 @@ int reopen_f(int argc, char** argv) {
                 return -EINVAL;
             }
             read_only = *value;
+            ro_from_options = true;
         }
         for (const char* key : {"cache.direct", "cache.no-flush"}) {
-            if (options->has(key) && has_cache_option) {
+            if (!options->has(key)) continue;
+            if (has_cache_option) {
                 error_report("Cannot set both -c and the cache options");
                 return -EINVAL;
             }
+            Result<bool> value = qapi::parse_bool_option(key, *options->get(key));
+            if (!value.ok()) {
+                error_report(value.error().message);
+                return -EINVAL;
+            }
+            if (std::string(key) == "cache.no-flush") cache_flags.cache_no_flush = *value;
+            options->erase(key);
         }
-        if (!options->empty()) {
-            error_report("Cannot change the option '" + options->keys().front() + "'");
-            return -EINVAL;
+        // Accepted as QEMU does; they only take effect for new requests.
+        options->erase("discard");
+        options->erase("detect-zeroes");
+        for (const auto& [key, value] : *options) {
+            std::string leaf;
+            if (!option_unchanged(blk.root(), key, value.text, &leaf)) {
+                error_report("Cannot change the option '" + leaf + "'");
+                return -EINVAL;
+            }
+        }
+    }
+    // QEMU's reopen cannot take write access away from the device: only
+    // -r (which changes the device's permissions too) can.
+    if (ro_from_options && read_only && !blk.root()->read_only()) {
+        error_report("Read-only block node '" + blk.root()->node_name() +
+                     "' cannot support read-write users");
+        return -EINVAL;
+    }
+    if (cache_flags.cache_no_flush != blk.root()->open_flags().cache_no_flush) {
+        for (BlockNode* node = blk.root(); node;) {
+            OpenFlags f = node->open_flags();
+            f.cache_no_flush = cache_flags.cache_no_flush;
+            node->set_open_flags(f);
+            BdrvChild* next = node->primary_child();
+            node = next ? next->node() : nullptr;
         }
     }
     if (read_only != blk.root()->read_only()) {

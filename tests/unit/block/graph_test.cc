@@ -2,6 +2,8 @@
 #include "block/graph.h"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <unistd.h>
 
 #include <cstdio>
@@ -56,8 +58,11 @@ TEST(Registry, RegisteredDriverNames) {
     std::vector<std::string> names;
     for (const BlockDriver* d : block_drivers())
         names.push_back(d->name);
-    EXPECT_EQ(names,
-              (std::vector<std::string>{"file", "host_device", "null-aio", "null-co", "raw"}));
+    // The core drivers are always there; format and filter drivers
+    // (blkdebug, qcow2, ...) come and go with their folders.
+    for (const char* core : {"file", "host_device", "null-aio", "null-co", "raw"})
+        EXPECT_NE(std::find(names.begin(), names.end(), core), names.end()) << core;
+    EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
 }
 
 TEST(Registry, ProtocolPrefixes) {
