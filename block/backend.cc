@@ -87,7 +87,8 @@ Status BlockBackend::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov,
     // Writethrough is FUA on every write, as QEMU's BlockBackend does: the
     // first node without native FUA flushes itself (which is what makes
     // the flush events of blkdebug.md §11.2 come out as in QEMU).
-    return co_child_pwritev(root_.get(), offset, bytes, qiov, writethrough_ ? flags | kReqFua : flags);
+    return co_child_pwritev(root_.get(), offset, bytes, qiov,
+                            writethrough_ ? flags | kReqFua : flags);
 }
 
 Status BlockBackend::co_pwrite_zeroes(uint64_t offset, uint64_t bytes, uint32_t flags) {

@@ -14,7 +14,7 @@ constexpr std::string_view kSetState = "set-state";
 
 bool is_known_key(std::string_view group, std::string_view key) {
     static constexpr std::string_view kInjectKeys[] = {"event",  "state", "iotype",     "errno",
-                                                      "sector", "once",  "immediately"};
+                                                       "sector", "once",  "immediately"};
     static constexpr std::string_view kSetStateKeys[] = {"event", "state", "new_state"};
     if (group == kInjectError) {
         for (std::string_view k : kInjectKeys)
@@ -167,7 +167,7 @@ Result<BlkdebugEvent> rule_event(const SectionOptions& section) {
 
 std::optional<IoType> parse_io_type(std::string_view name) {
     static constexpr std::string_view kNames[] = {"read",    "write", "write-zeroes",
-                                                 "discard", "flush", "block-status"};
+                                                  "discard", "flush", "block-status"};
     for (size_t i = 0; i < std::size(kNames); ++i) {
         if (kNames[i] == name) return static_cast<IoType>(i);
     }

@@ -24,8 +24,8 @@ inline constexpr uint32_t io_type_bit(IoType type) {
 }
 // Every type but block-status, as QEMU's default iotype mask.
 inline constexpr uint32_t kDefaultIoTypeMask =
-    io_type_bit(IoType::kRead) | io_type_bit(IoType::kWrite) |
-    io_type_bit(IoType::kWriteZeroes) | io_type_bit(IoType::kDiscard) | io_type_bit(IoType::kFlush);
+    io_type_bit(IoType::kRead) | io_type_bit(IoType::kWrite) | io_type_bit(IoType::kWriteZeroes) |
+    io_type_bit(IoType::kDiscard) | io_type_bit(IoType::kFlush);
 
 // One section as read: its name, optional id and key/value pairs (a later
 // value for the same key replaces the earlier one, keeping its position).

@@ -110,8 +110,8 @@ Status RuleState::co_check(uint64_t offset, uint64_t bytes, IoType type) {
         yield();
     }
     if (err < 0) return {};  // a negative "errno" is a positive return: success
-    return Error{ErrorKind::kIo, err, std::string("blkdebug: injected error: ") + std::strerror(err),
-                 std::nullopt};
+    return Error{ErrorKind::kIo, err,
+                 std::string("blkdebug: injected error: ") + std::strerror(err), std::nullopt};
 }
 
 Status RuleState::add_breakpoint(std::string_view event_name, std::string_view tag) {

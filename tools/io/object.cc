@@ -16,10 +16,9 @@ namespace {
 
 // QEMU 7.2's user-creatable types, as `--object help` lists them.
 constexpr const char* kObjectTypes[] = {
-    "authz-list",       "authz-list-file", "authz-simple",      "main-loop",
-    "pr-manager-helper", "secret",         "secret_keyring",    "thread-context",
-    "throttle-group",   "tls-cipher-suites", "tls-creds-anon",  "tls-creds-psk",
-    "tls-creds-x509",
+    "authz-list",     "authz-list-file", "authz-simple",   "main-loop",      "pr-manager-helper",
+    "secret",         "secret_keyring",  "thread-context", "throttle-group", "tls-cipher-suites",
+    "tls-creds-anon", "tls-creds-psk",   "tls-creds-x509",
 };
 
 std::map<std::string, std::string>& secrets() {
@@ -99,8 +98,7 @@ int add_object(const char* text) {
         data = contents.str();
     }
     if (secrets().count(*id))
-        return fail("attempt to add duplicate property '" + *id +
-                    "' to object (type 'container')");
+        return fail("attempt to add duplicate property '" + *id + "' to object (type 'container')");
     secrets()[*id] = *data;
     return 0;
 }

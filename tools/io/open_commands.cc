@@ -11,8 +11,8 @@
 
 #include <cstdlib>
 
-#include "block/create.h"
 #include "block/child.h"
+#include "block/create.h"
 #include "block/graph.h"
 #include "coroutine/run_sync.h"
 #include "qapi/keyval.h"
@@ -308,9 +308,9 @@ int reopen_f(int argc, char** argv) {
 // $TMPDIR (default /var/tmp), opened over it and unlinked at once, so all
 // writes vanish when the image is closed.
 Result<std::unique_ptr<BlockBackend>> open_with_snapshot(const std::string& name,
-                                                        qapi::OptionsTree tree,
-                                                        const OpenFlags& flags,
-                                                        std::vector<std::string>* warnings) {
+                                                         qapi::OptionsTree tree,
+                                                         const OpenFlags& flags,
+                                                         std::vector<std::string>* warnings) {
     OpenFlags base_flags = flags;
     base_flags.read_only = true;
     ASSIGN_OR_RETURN(NodeRef base, run_sync([&] {
@@ -329,9 +329,8 @@ Result<std::unique_ptr<BlockBackend>> open_with_snapshot(const std::string& name
         ~Unlink() { ::unlink(path.c_str()); }
     } unlink_tmp{tmp};
     if (!find_block_driver("qcow2"))
-        return make_error(ErrorKind::kUnsupported,
-                          "Could not create temporary overlay '" + tmp +
-                              "': Unknown driver 'qcow2'");
+        return make_error(ErrorKind::kUnsupported, "Could not create temporary overlay '" + tmp +
+                                                       "': Unknown driver 'qcow2'");
     Status created = create_image("qcow2", tmp, base->size(), qapi::OptionsTree());
     if (!created.ok())
         return make_error(created.error().kind, "Could not create temporary overlay '" + tmp +

@@ -25,9 +25,9 @@ int check(RuleState& state, uint64_t offset, uint64_t bytes, IoType type) {
 
 TEST(BlkdebugState, StateSnapshotFailsOnlyTheSecondEvent) {
     RuleState state;
-    state.load(rules_from(
-        "[set-state]\nevent = \"write_aio\"\nstate = \"1\"\nnew_state = \"2\"\n"
-        "[inject-error]\nevent = \"write_aio\"\nstate = \"2\"\nerrno = \"5\"\n"));
+    state.load(
+        rules_from("[set-state]\nevent = \"write_aio\"\nstate = \"1\"\nnew_state = \"2\"\n"
+                   "[inject-error]\nevent = \"write_aio\"\nstate = \"2\"\nerrno = \"5\"\n"));
     EXPECT_EQ(state.state(), 1);
     state.co_event(BlkdebugEvent::kWriteAio);
     EXPECT_EQ(state.state(), 2);
@@ -39,13 +39,15 @@ TEST(BlkdebugState, StateSnapshotFailsOnlyTheSecondEvent) {
 
 TEST(BlkdebugState, CompetingSetStateFirstDefinedWins) {
     RuleState a;
-    a.load(rules_from("[set-state]\nevent = \"none\"\nnew_state = \"2\"\n"
-                      "[set-state]\nevent = \"none\"\nnew_state = \"3\"\n"));
+    a.load(
+        rules_from("[set-state]\nevent = \"none\"\nnew_state = \"2\"\n"
+                   "[set-state]\nevent = \"none\"\nnew_state = \"3\"\n"));
     a.co_event(BlkdebugEvent::kNone);
     EXPECT_EQ(a.state(), 2);
     RuleState b;
-    b.load(rules_from("[set-state]\nevent = \"none\"\nnew_state = \"3\"\n"
-                      "[set-state]\nevent = \"none\"\nnew_state = \"2\"\n"));
+    b.load(
+        rules_from("[set-state]\nevent = \"none\"\nnew_state = \"3\"\n"
+                   "[set-state]\nevent = \"none\"\nnew_state = \"2\"\n"));
     b.co_event(BlkdebugEvent::kNone);
     EXPECT_EQ(b.state(), 3);
 }
@@ -74,8 +76,9 @@ TEST(BlkdebugState, ArmingReplacesTheActiveList) {
 
 TEST(BlkdebugState, FirstMatchInDefinitionOrder) {
     RuleState state;
-    state.load(rules_from("[inject-error]\nevent = \"none\"\nerrno = \"5\"\nsector = \"0\"\n"
-                          "[inject-error]\nevent = \"none\"\nerrno = \"28\"\n"));
+    state.load(
+        rules_from("[inject-error]\nevent = \"none\"\nerrno = \"5\"\nsector = \"0\"\n"
+                   "[inject-error]\nevent = \"none\"\nerrno = \"28\"\n"));
     state.co_event(BlkdebugEvent::kNone);
     EXPECT_EQ(check(state, 0, 512, IoType::kWrite), 5);
     EXPECT_EQ(check(state, 512, 512, IoType::kWrite), 28);
@@ -94,8 +97,9 @@ TEST(BlkdebugState, SectorMatchesByFirstByte) {
 
 TEST(BlkdebugState, ErrnoZeroPassesAndShadows) {
     RuleState state;
-    state.load(rules_from("[inject-error]\nevent = \"none\"\nerrno = \"0\"\n"
-                          "[inject-error]\nevent = \"none\"\nerrno = \"5\"\n"));
+    state.load(
+        rules_from("[inject-error]\nevent = \"none\"\nerrno = \"0\"\n"
+                   "[inject-error]\nevent = \"none\"\nerrno = \"5\"\n"));
     state.co_event(BlkdebugEvent::kNone);
     EXPECT_EQ(check(state, 0, 512, IoType::kRead), 0);
 }
