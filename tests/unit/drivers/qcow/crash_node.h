@@ -1,0 +1,79 @@
+// CrashNode: a test-only protocol node over bytes in memory that "crashes"
+// after its Nth write: that write and every later write or flush fail with
+// EIO. It keeps two images: `bytes()` (everything written before the crash,
+// as if the OS wrote back its whole cache) and `durable()` (the bytes at the
+// last successful flush, as if every unflushed write was lost).
+#pragma once
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "block/driver.h"
+#include "block/node.h"
+
+namespace coblock::qcow::testing {
+
+inline const BlockDriver kCrashNodeDriver{.name = "crash-test", .kind = DriverKind::kProtocol};
+
+class CrashNode final : public BlockNode {
+  public:
+    CrashNode(std::vector<std::byte> bytes, uint64_t fail_after_writes)
+        : BlockNode(kCrashNodeDriver),
+          bytes_(std::move(bytes)),
+          durable_(bytes_),
+          fail_after_(fail_after_writes) {
+        set_size(bytes_.size());
+    }
+
+    const std::vector<std::byte>& bytes() const { return bytes_; }
+    const std::vector<std::byte>& durable() const { return durable_; }
+    uint64_t writes() const { return writes_; }
+    bool crashed() const { return crashed_; }
+
+    Status co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t) override {
+        const uint64_t have = offset >= bytes_.size() ? 0 : std::min(bytes, bytes_.size() - offset);
+        qiov.copy_from(0, bytes_.data() + offset, have);
+        if (have < bytes) qiov.fill(have, 0, bytes - have);
+        return {};
+    }
+
+    Status co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t) override {
+        if (crashed_ || writes_ >= fail_after_) {
+            crashed_ = true;
+            return crash_error();
+        }
+        ++writes_;
+        if (offset + bytes > bytes_.size()) bytes_.resize(offset + bytes);
+        qiov.copy_to(0, bytes_.data() + offset, bytes);
+        return {};
+    }
+
+    Status co_flush() override {
+        if (crashed_) return crash_error();
+        durable_ = bytes_;
+        return {};
+    }
+
+    Status co_truncate(uint64_t size, bool, Prealloc, bool shrink_ok) override {
+        if (crashed_) return crash_error();
+        if (size < bytes_.size() && !shrink_ok) return invalid_argument("shrink");
+        bytes_.resize(size);
+        set_size(size);
+        return {};
+    }
+
+  private:
+    static Error crash_error() {
+        return Error{ErrorKind::kIo, EIO, "crash-test: the disk has crashed", std::nullopt};
+    }
+
+    std::vector<std::byte> bytes_;
+    std::vector<std::byte> durable_;
+    uint64_t fail_after_;
+    uint64_t writes_ = 0;
+    bool crashed_ = false;
+};
+
+}  // namespace coblock::qcow::testing
