@@ -18,11 +18,16 @@ Error qemu_error(int err, std::string message) {
 // The checks QEMU 7.2's qcow_open makes, in its order and with its
 // messages, so tools print what qemu-img/qemu-io print. validate_header()
 // then adds the stricter checks with messages naming field and value.
-Status check_header_like_qemu(const Header& h) {
+// `metadata_only` (qemu-img info) lets an AES image open: no data is read.
+Status check_header_like_qemu(const Header& h, bool metadata_only) {
     if (h.magic != kMagic) return qemu_error(EINVAL, "Image not in qcow format");
-    if (h.version != kVersion)
-        return qemu_error(ENOTSUP,
-                          "qcow (v1) does not support qcow version " + std::to_string(h.version));
+    if (h.version != kVersion) {
+        std::string message =
+            "qcow (v1) does not support qcow version " + std::to_string(h.version);
+        // QEMU's hint, printed on the next line (the Error has no hint field).
+        if (h.version == 2 || h.version == 3) message += "\nTry the 'qcow2' driver instead.";
+        return qemu_error(ENOTSUP, message);
+    }
     if (h.size < kMinSize)
         return qemu_error(EINVAL, "Image size is too small (must be at least 2 bytes)");
     if (h.cluster_bits < kMinClusterBits || h.cluster_bits > kMaxClusterBits)
@@ -31,8 +36,9 @@ Status check_header_like_qemu(const Header& h) {
         return qemu_error(EINVAL, "L2 table size must be between 512 and 64k");
     if (h.crypt_method > kCryptAes)
         return qemu_error(EINVAL, "invalid encryption method in qcow header");
-    // AES images are refused before anything else is read (specs/qcow-v1.md §8).
-    TRY(check_supported(h));
+    // AES images are refused before anything else is read (specs/qcow-v1.md
+    // §8), unless only metadata is wanted: qemu-img info shows them.
+    if (!metadata_only) TRY(check_supported(h));
     const uint32_t shift = h.cluster_bits + h.l2_bits;
     uint64_t end = 0;
     if (!checked_add(h.size, uint64_t{1} << shift, &end))
@@ -68,7 +74,8 @@ Status QcowNode::co_init(OpenContext& ctx) {
     std::byte head[kHeaderSize];
     TRY(co_read_file(0, head, kHeaderSize));
     ASSIGN_OR_RETURN(header_, decode_header(ByteSpan(head, kHeaderSize)));
-    TRY(check_header_like_qemu(header_));
+    TRY(check_header_like_qemu(header_, ctx.flags().no_io));
+    encrypted_ = is_encrypted(header_);
     TRY(validate_header(header_));
     ASSIGN_OR_RETURN(geometry_, header_geometry(header_));
 
@@ -114,6 +121,11 @@ Status QcowNode::co_init(OpenContext& ctx) {
             if (!edge.ok()) return std::move(edge).error();
         }
     }
+    return {};
+}
+
+Status QcowNode::check_not_encrypted() const {
+    if (encrypted_) return check_supported(header_);
     return {};
 }
 
@@ -263,6 +275,7 @@ Status QcowNode::co_allocate_cluster(uint64_t guest_offset, uint64_t bytes, IoVe
 // ---- Guest I/O ---------------------------------------------------------------------
 
 Status QcowNode::co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t) {
+    TRY(check_not_encrypted());
     uint64_t done = 0;
     while (done < bytes) {
         const uint64_t pos = offset + done;
@@ -291,6 +304,7 @@ Status QcowNode::co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint
 }
 
 Status QcowNode::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags) {
+    TRY(check_not_encrypted());
     if (flags & kReqWriteCompressed) return co_pwritev_compressed(offset, bytes, qiov);
     uint64_t done = 0;
     while (done < bytes) {

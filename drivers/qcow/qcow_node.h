@@ -47,6 +47,9 @@ class QcowNode final : public BlockNode {
         uint64_t index = 0;
     };
 
+    // An AES image opened for metadata only (no_io) serves no data.
+    Status check_not_encrypted() const;
+
     // File I/O that, like QEMU's file protocol, reads zeros past the end.
     Status co_read_file(uint64_t offset, void* buf, uint64_t bytes);
     Status co_write_file_sync(uint64_t offset, const void* buf, uint64_t bytes);
@@ -71,6 +74,7 @@ class QcowNode final : public BlockNode {
     Geometry geometry_;
     std::vector<uint64_t> l1_;
     std::string backing_name_;
+    bool encrypted_ = false;
     CoMutex lock_;
     L2Cache l2_cache_;
     // The last decompressed cluster, keyed by the compressed data's offset

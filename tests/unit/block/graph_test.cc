@@ -56,8 +56,8 @@ TEST(Registry, RegisteredDriverNames) {
     std::vector<std::string> names;
     for (const BlockDriver* d : block_drivers())
         names.push_back(d->name);
-    EXPECT_EQ(names,
-              (std::vector<std::string>{"file", "host_device", "null-aio", "null-co", "raw"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"file", "host_device", "null-aio", "null-co", "qcow",
+                                               "raw"}));
 }
 
 TEST(Registry, ProtocolPrefixes) {

@@ -128,6 +128,37 @@ TEST(QcowOpen, RefusesBadHeadersWithQemuMessagesAndWritesNothing) {
     }
 }
 
+TEST(QcowOpen, AesImageOpensForMetadataOnly) {
+    auto bytes = new_image(kMiB);
+    auto header = decode_header(bytes);
+    ASSERT_TRUE(header.ok());
+    header->crypt_method = kCryptAes;
+    ASSERT_TRUE(encode_header(*header, bytes).ok());
+    MemImage mem = memory_image(bytes);
+    auto refused = open_qcow(mem.mem);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().kind, ErrorKind::kUnsupported);
+    // qemu-img info opens it without a key; so do we, but serve no data.
+    auto info = open_qcow(mem.mem, nullptr, /*read_only=*/true, {}, /*no_io=*/true);
+    ASSERT_TRUE(info.ok()) << info.error().message;
+    EXPECT_EQ((*info)->length(), kMiB);
+    std::vector<uint8_t> buf(512);
+    Status s = (*info)->pread(0, buf.data(), buf.size());
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().message, "qcow: aes encryption (crypt_method 1) is not supported");
+}
+
+TEST(QcowOpen, Qcow2HeaderGetsQemusHint) {
+    auto bytes = new_image(kMiB);
+    bytes[7] = std::byte{3};
+    MemImage mem = memory_image(bytes);
+    auto blk = open_qcow(mem.mem);
+    ASSERT_FALSE(blk.ok());
+    EXPECT_EQ(blk.error().message,
+              "qcow (v1) does not support qcow version 3\nTry the 'qcow2' driver instead.");
+    EXPECT_EQ(blk.error().as_errno(), ENOTSUP);
+}
+
 TEST(QcowOpen, ShortFileIsNotQcow) {
     MemImage mem = memory_image(std::vector<std::byte>(20));
     auto blk = open_qcow(mem.mem);

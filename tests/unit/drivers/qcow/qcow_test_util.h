@@ -80,10 +80,12 @@ inline MemImage memory_image(std::vector<std::byte> bytes, MemoryNodeOptions opt
 inline Result<std::unique_ptr<BlockBackend>> open_qcow(BlockNode* file,
                                                        BlockNode* backing = nullptr,
                                                        bool read_only = false,
-                                                       qapi::OptionsTree options = {}) {
+                                                       qapi::OptionsTree options = {},
+                                                       bool no_io = false) {
     block_layer_init();
     OpenFlags flags;
     flags.read_only = read_only;
+    flags.no_io = no_io;
     flags.no_backing = backing != nullptr;
     Result<NodeRef> opened = run_sync([&]() -> Result<NodeRef> {
         OpenContext ctx("", std::move(options), flags);
