@@ -232,18 +232,14 @@ Status QcowNode::co_write_l2_entry(const L2Slot& slot, uint64_t raw, bool compre
     return {};
 }
 
-// Allocates a cluster at the end of the file for a write of `bytes` at
-// `guest_offset` (within one cluster) whose current entry is `old`
-// (unallocated or compressed), writes the whole cluster — the guest data over
-// the old contents (copy-on-write from the backing node or the decompressed
-// cluster, zeros otherwise) — flushes, then points the L2 entry at it.
-// QEMU does no copy-on-write from the backing file (specs/qcow-v1.md §7);
-// the result is what a user expects and QEMU reads it the same way.
+// Moves a compressed cluster (`old`) that a normal write of `bytes` at
+// `guest_offset` (within the cluster) hits to a new cluster at the end of
+// the file, as QEMU does: the decompressed contents with the guest data over
+// them, written and flushed before the L2 entry points at them.
 Status QcowNode::co_allocate_cluster(uint64_t guest_offset, uint64_t bytes, IoVector& part,
                                      const L2Slot& slot, const L2Entry& old) {
     const uint64_t cluster_size = geometry_.cluster_size();
     const uint64_t in_cluster = geometry_.offset_in_cluster(guest_offset);
-    const uint64_t cluster_start = geometry_.cluster_start(guest_offset);
     coblock::co_debug_event(file_, BlkdebugEvent::kClusterAlloc);
     AlignedBuffer buffer;
     IoVector whole;
@@ -251,15 +247,8 @@ Status QcowNode::co_allocate_cluster(uint64_t guest_offset, uint64_t bytes, IoVe
         whole = part;
     } else {
         buffer = AlignedBuffer(cluster_size);
-        IoVector base = buffer.iov();
-        if (old.type == ClusterType::kCompressed) {
-            TRY(co_decompress(old));
-            std::memcpy(buffer.data(), cluster_cache_.data(), cluster_size);
-        } else if (backing()) {
-            TRY(co_read_backing(cluster_start, cluster_size, base));
-        } else {
-            std::memset(buffer.data(), 0, cluster_size);
-        }
+        TRY(co_decompress(old));
+        std::memcpy(buffer.data(), cluster_cache_.data(), cluster_size);
         part.copy_to(0, buffer.data() + in_cluster, bytes);
         whole = buffer.iov();
     }
@@ -274,23 +263,117 @@ Status QcowNode::co_allocate_cluster(uint64_t guest_offset, uint64_t bytes, IoVe
 
 // ---- Guest I/O ---------------------------------------------------------------------
 
+uint64_t QcowNode::run_bytes(uint64_t pos, uint64_t max, const L2Slot& slot, const L2Entry& first) {
+    const uint64_t cluster_size = geometry_.cluster_size();
+    uint64_t len = std::min(max, geometry_.bytes_to_cluster_end(pos));
+    if (first.type == ClusterType::kCompressed) return len;
+    if (slot.l2_offset == 0) {
+        // No L2 table: all of this L1 entry's range is unallocated.
+        const uint64_t range_end = ((pos >> geometry_.l1_shift()) + 1) << geometry_.l1_shift();
+        return std::min(max, range_end - pos);
+    }
+    const std::vector<uint64_t>* table = l2_cache_.find(slot.l2_offset);
+    if (table == nullptr) return len;  // not reached: the lookup just cached it
+    uint64_t expected = first.type == ClusterType::kNormal ? first.offset + cluster_size : 0;
+    for (uint64_t index = slot.index + 1; len < max && index < table->size(); ++index) {
+        // A normal entry is its host offset, so equality means "normal and
+        // contiguous"; unallocated runs continue over zero entries.
+        if ((*table)[index] != expected) break;
+        if (first.type == ClusterType::kNormal) expected += cluster_size;
+        len = std::min(max, len + cluster_size);
+    }
+    return len;
+}
+
+Status QcowNode::co_cluster_base(uint64_t cluster_start, AlignedBuffer& buffer) {
+    buffer = AlignedBuffer(geometry_.cluster_size());
+    if (!backing()) {
+        std::memset(buffer.data(), 0, buffer.size());
+        return {};
+    }
+    IoVector iov = buffer.iov();
+    return co_read_backing(cluster_start, buffer.size(), iov);
+}
+
+// Allocates the unallocated clusters under [guest_offset, +bytes) (all in
+// the L2 table of `slot`, starting at slot.index) contiguously at the end of
+// the file, writes them in one request — the guest data, with the rest of
+// the first and last cluster copied from the backing node (zeros without
+// one) — flushes, then writes their L2 entries in one request and flushes.
+// QEMU allocates the same offsets cluster by cluster and does no
+// copy-on-write from the backing file (specs/qcow-v1.md §7); the result is
+// what a user expects and QEMU reads it the same way.
+Status QcowNode::co_allocate_run(uint64_t guest_offset, uint64_t bytes, IoVector& part,
+                                 const L2Slot& slot) {
+    const uint64_t cluster_size = geometry_.cluster_size();
+    const uint64_t start = geometry_.cluster_start(guest_offset);
+    const uint64_t head = guest_offset - start;
+    const uint64_t count = (head + bytes + cluster_size - 1) / cluster_size;
+    const uint64_t total = count * cluster_size;
+    const uint64_t tail = total - head - bytes;
+    for (uint64_t i = 0; i < count; ++i)
+        coblock::co_debug_event(file_, BlkdebugEvent::kClusterAlloc);
+
+    AlignedBuffer first_base;
+    AlignedBuffer last_base;
+    IoVector whole;
+    if (head == 0 && tail == 0) {
+        whole = part;
+    } else {
+        if (head > 0 || count == 1) TRY(co_cluster_base(start, first_base));
+        if (tail > 0 && count > 1)
+            TRY(co_cluster_base(start + (count - 1) * cluster_size, last_base));
+        if (head > 0) whole.append(first_base.data(), head);
+        whole.append(part);
+        if (tail > 0) {
+            AlignedBuffer& last = count == 1 ? first_base : last_base;
+            whole.append(last.data() + cluster_size - tail, tail);
+        }
+    }
+
+    const uint64_t host = align_up(file_length(), cluster_size);
+    std::vector<uint64_t> entries(count);
+    std::vector<std::byte> encoded;
+    encoded.reserve(count * kTableEntrySize);
+    for (uint64_t i = 0; i < count; ++i) {
+        ASSIGN_OR_RETURN(
+            entries[i],
+            encode_l2_entry(geometry_, L2Entry{ClusterType::kNormal, host + i * cluster_size, 0}));
+        const auto bytes_of = encode_table_entry(entries[i]);
+        encoded.insert(encoded.end(), bytes_of.begin(), bytes_of.end());
+    }
+    coblock::co_debug_event(file_, BlkdebugEvent::kWriteAio);
+    TRY(co_child_pwritev(file_, host, total, whole));
+    TRY(co_child_flush(file_));
+    coblock::co_debug_event(file_, BlkdebugEvent::kL2Update);
+    TRY(co_write_file_sync(slot.l2_offset + slot.index * kTableEntrySize, encoded.data(),
+                           encoded.size()));
+    ASSIGN_OR_RETURN(std::vector<uint64_t> * table, co_load_l2(slot.l2_offset));
+    std::copy(entries.begin(), entries.end(), table->begin() + slot.index);
+    return {};
+}
+
+// ---- Guest I/O ---------------------------------------------------------------------
+
 Status QcowNode::co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t) {
     TRY(check_not_encrypted());
     uint64_t done = 0;
     while (done < bytes) {
         const uint64_t pos = offset + done;
-        const uint64_t n = std::min(bytes - done, geometry_.bytes_to_cluster_end(pos));
-        IoVector part = qiov.slice(done, n);
         L2Entry entry;
+        uint64_t n = 0;
         {
             CoMutexGuard guard(lock_);
             L2Slot slot;
             ASSIGN_OR_RETURN(entry, co_lookup(pos, &slot, /*allocate=*/false));
+            n = run_bytes(pos, bytes - done, slot, entry);
             if (entry.type == ClusterType::kCompressed) {
                 TRY(co_decompress(entry));
+                IoVector part = qiov.slice(done, n);
                 part.copy_from(0, cluster_cache_.data() + geometry_.offset_in_cluster(pos), n);
             }
         }
+        IoVector part = qiov.slice(done, n);
         if (entry.type == ClusterType::kUnallocated) {
             if (backing()) coblock::co_debug_event(file_, BlkdebugEvent::kReadBackingAio);
             TRY(co_read_backing(pos, n, part));
@@ -309,22 +392,31 @@ Status QcowNode::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uin
     uint64_t done = 0;
     while (done < bytes) {
         const uint64_t pos = offset + done;
-        const uint64_t n = std::min(bytes - done, geometry_.bytes_to_cluster_end(pos));
-        IoVector part = qiov.slice(done, n);
         uint64_t host = 0;
+        uint64_t n = 0;
         {
             CoMutexGuard guard(lock_);
             cached_coffset_ = kNoCachedCluster;
             L2Slot slot;
             ASSIGN_OR_RETURN(L2Entry entry, co_lookup(pos, &slot, /*allocate=*/true));
-            if (entry.type != ClusterType::kNormal) {
+            n = run_bytes(pos, bytes - done, slot, entry);
+            if (entry.type == ClusterType::kUnallocated) {
+                n = std::min(n, kMaxAllocationRun);
+                IoVector part = qiov.slice(done, n);
+                TRY(co_allocate_run(pos, n, part, slot));
+                done += n;
+                continue;
+            }
+            if (entry.type == ClusterType::kCompressed) {
+                IoVector part = qiov.slice(done, n);
                 TRY(co_allocate_cluster(pos, n, part, slot, entry));
                 done += n;
                 continue;
             }
             host = entry.offset + geometry_.offset_in_cluster(pos);
         }
-        // An allocated cluster never moves: rewrite it outside the lock.
+        // Allocated clusters never move: rewrite them outside the lock.
+        IoVector part = qiov.slice(done, n);
         coblock::co_debug_event(file_, BlkdebugEvent::kWriteAio);
         TRY(co_child_pwritev(file_, host, n, part));
         done += n;

@@ -61,6 +61,10 @@ class QcowNode final : public BlockNode {
     Result<L2Entry> co_lookup(uint64_t guest_offset, L2Slot* slot, bool allocate);
     Status co_decompress(const L2Entry& entry);
     Status co_write_l2_entry(const L2Slot& slot, uint64_t raw, bool compressed);
+    uint64_t run_bytes(uint64_t pos, uint64_t max, const L2Slot& slot, const L2Entry& first);
+    Status co_cluster_base(uint64_t cluster_start, AlignedBuffer& buffer);
+    Status co_allocate_run(uint64_t guest_offset, uint64_t bytes, IoVector& part,
+                           const L2Slot& slot);
     Status co_allocate_cluster(uint64_t guest_offset, uint64_t bytes, IoVector& part,
                                const L2Slot& slot, const L2Entry& old);
 
@@ -79,6 +83,8 @@ class QcowNode final : public BlockNode {
     L2Cache l2_cache_;
     // The last decompressed cluster, keyed by the compressed data's offset
     // (QEMU's cluster_cache); any write invalidates it.
+    // Longest run of new clusters written (and held in memory) at once.
+    static constexpr uint64_t kMaxAllocationRun = uint64_t{4} << 20;
     static constexpr uint64_t kNoCachedCluster = ~uint64_t{0};
     uint64_t cached_coffset_ = kNoCachedCluster;
     std::vector<std::byte> cluster_cache_;
