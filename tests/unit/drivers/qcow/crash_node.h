@@ -2,12 +2,15 @@
 // after its Nth write: that write and every later write or flush fail with
 // EIO. It keeps two images: `bytes()` (everything written before the crash,
 // as if the OS wrote back its whole cache) and `durable()` (the bytes at the
-// last successful flush, as if every unflushed write was lost).
+// last successful flush, as if every unflushed write was lost). It also logs
+// the debug events raised on it and its writes and flushes, like blkdebug's
+// trace ("l2_update", "W 4096+8", "F").
 #pragma once
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "block/driver.h"
@@ -31,6 +34,11 @@ class CrashNode final : public BlockNode {
     const std::vector<std::byte>& durable() const { return durable_; }
     uint64_t writes() const { return writes_; }
     bool crashed() const { return crashed_; }
+    std::vector<std::string>& log() { return log_; }
+
+    void co_debug_event(BlkdebugEvent event) override {
+        log_.emplace_back(blkdebug_event_name(event));
+    }
 
     Status co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t) override {
         const uint64_t have = offset >= bytes_.size() ? 0 : std::min(bytes, bytes_.size() - offset);
@@ -45,6 +53,7 @@ class CrashNode final : public BlockNode {
             return crash_error();
         }
         ++writes_;
+        log_.push_back("W " + std::to_string(offset) + "+" + std::to_string(bytes));
         if (offset + bytes > bytes_.size()) bytes_.resize(offset + bytes);
         qiov.copy_to(0, bytes_.data() + offset, bytes);
         return {};
@@ -52,6 +61,7 @@ class CrashNode final : public BlockNode {
 
     Status co_flush() override {
         if (crashed_) return crash_error();
+        log_.push_back("F");
         durable_ = bytes_;
         return {};
     }
@@ -74,6 +84,7 @@ class CrashNode final : public BlockNode {
     uint64_t fail_after_;
     uint64_t writes_ = 0;
     bool crashed_ = false;
+    std::vector<std::string> log_;
 };
 
 }  // namespace coblock::qcow::testing
