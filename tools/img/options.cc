@@ -92,8 +92,20 @@ void print_help_and_exit() {
         "  bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] "
         "[-n] [--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] "
         "[-S step_size] [-t cache] [-w] [-U] [--image-opts] filename\n"
+        "  check [-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] "
+        "[--image-opts] filename\n"
+        "  compare [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] [--image-opts] "
+        "filename1 filename2\n"
+        "  convert [-c] [-p] [-q] [-n] [-U] [-W] [--target-is-zero] [-f fmt] [-t cache] "
+        "[-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] "
+        "[-S sparse_size] [-m num_coroutines] filename output_filename\n"
         "  create [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] "
         "filename [size]\n"
+        "  info [-f fmt] [--output=ofmt] [--backing-chain] [-U] [--image-opts] filename\n"
+        "  map [-f fmt] [--output=ofmt] [--start-offset=offset] [--max-length=len] [-U] "
+        "[--image-opts] filename\n"
+        "  resize [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] "
+        "filename [+ | -]size\n"
         "\n"
         "Command parameters:\n"
         "  'filename' is a disk image filename\n"
@@ -189,6 +201,121 @@ std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
         return nullptr;
     }
     return std::move(*blk);
+}
+
+}  // namespace coblock::img
+
+// ---- Helpers shared by info, check, map, compare, convert, resize --------
+
+#include <cmath>
+
+#include "block/io.h"
+#include "coroutine/run_sync.h"
+#include "formats/qcow/qcow_header.h"
+#include "formats/qcow2/header.h"
+
+namespace coblock::img {
+
+std::string size_to_str(uint64_t value) {
+    static const char* const kSuffixes[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int exponent = 0;
+    std::frexp(static_cast<double>(value) / (1000.0 / 1024.0), &exponent);
+    int i = value == 0 ? 0 : (exponent - 1) / 10;
+    if (i < 0) i = 0;
+    if (i > 6) i = 6;
+    char text[64];
+    std::snprintf(text, sizeof text, "%0.3g %s",
+                  static_cast<double>(value) / std::ldexp(1.0, i * 10), kSuffixes[i]);
+    return text;
+}
+
+bool parse_output_format(const char* text, bool* json) {
+    if (std::strcmp(text, "json") == 0) {
+        *json = true;
+        return true;
+    }
+    if (std::strcmp(text, "human") == 0) {
+        *json = false;
+        return true;
+    }
+    error_report("--output must be used with human or json as argument.");
+    return false;
+}
+
+std::unique_ptr<BlockBackend> open_image_for_reading(ImageSpec spec) {
+    if (!spec.flags.force_share) {
+        // Probe quietly first: only a lock conflict earns the retry.
+        qapi::OptionsTree options;
+        if (!spec.format.empty() && !spec.image_opts) options.set("driver", spec.format);
+        if (!spec.image_opts) {
+            std::vector<std::string> warnings;
+            Result<std::unique_ptr<BlockBackend>> blk =
+                BlockBackend::open(spec.filename, options, spec.flags, &warnings);
+            if (!blk && blk.error().message.find("Is another process using the image") !=
+                            std::string::npos) {
+                warn_report("'" + spec.filename +
+                            "' is in use by another process (write lock held); opened "
+                            "read-only with force-share, the result may be inconsistent");
+                spec.flags.force_share = true;
+            } else if (blk) {
+                blk->reset();  // reopened below, with the warnings printed once
+            }
+        }
+    }
+    return open_image(spec);
+}
+
+void Progress::print(float delta, int max) {
+    if (!enabled_) return;
+    float current = max == 0 ? delta : current_ + delta / 100 * static_cast<float>(max);
+    if (current > 100) current = 100;
+    current_ = current;
+    if (current > last_print_ + min_skip_ || current == 100 || current == 0) {
+        last_print_ = current_;
+        std::printf("    (%3.2f/100%%)\r", static_cast<double>(current_));
+        std::fflush(stdout);
+    }
+}
+
+void Progress::end() {
+    if (!enabled_) return;
+    std::printf("\n");
+    std::fflush(stdout);
+}
+
+ImageFacts image_facts(BlockNode* node) {
+    ImageFacts facts;
+    const std::string& name = node->driver().name;
+    if ((name != "qcow2" && name != "qcow") || node->file() == nullptr) return facts;
+    std::vector<std::byte> head(512);
+    BdrvChild* file = node->file();
+    Status status = run_sync([&] {
+        const uint64_t bytes = std::min<uint64_t>(head.size(), file->node()->size());
+        head.resize(bytes);
+        return co_child_pread(file, 0, head.data(), bytes);
+    });
+    if (!status) return facts;
+    if (name == "qcow2") {
+        Result<qcow2::Header> header = qcow2::decode_header(head);
+        if (!header) return facts;
+        facts.cluster_size = int64_t{1} << header->cluster_bits;
+        facts.encrypted = header->crypt_method != qcow2::kCryptNone;
+        facts.dirty = (header->incompatible_features & qcow2::kIncompatDirty) != 0;
+    } else {
+        Result<qcow::Header> header = qcow::decode_header(head);
+        if (!header) return facts;
+        facts.cluster_size = int64_t{1} << header->cluster_bits;
+        facts.encrypted = header->crypt_method != qcow::kCryptNone;
+    }
+    return facts;
+}
+
+std::string full_backing_filename(const std::string& image, const std::string& backing) {
+    if (backing.empty() || backing[0] == '/' || qapi::split_protocol_prefix(backing))
+        return backing;
+    const size_t slash = image.rfind('/');
+    if (slash == std::string::npos) return backing;
+    return image.substr(0, slash + 1) + backing;
 }
 
 }  // namespace coblock::img
