@@ -70,12 +70,12 @@ void dump_human(const CheckResult& r) {
     }
     if (r.total_clusters != 0 && r.allocated_clusters != 0) {
         const double alloc = static_cast<double>(r.allocated_clusters);
-        std::printf("%lld/%lld = %0.2f%% allocated, %0.2f%% fragmented, %0.2f%% compressed clusters\n",
-                    static_cast<long long>(r.allocated_clusters),
-                    static_cast<long long>(r.total_clusters),
-                    alloc * 100 / static_cast<double>(r.total_clusters),
-                    static_cast<double>(r.fragmented_clusters) * 100 / alloc,
-                    static_cast<double>(r.compressed_clusters) * 100 / alloc);
+        std::printf(
+            "%lld/%lld = %0.2f%% allocated, %0.2f%% fragmented, %0.2f%% compressed clusters\n",
+            static_cast<long long>(r.allocated_clusters), static_cast<long long>(r.total_clusters),
+            alloc * 100 / static_cast<double>(r.total_clusters),
+            static_cast<double>(r.fragmented_clusters) * 100 / alloc,
+            static_cast<double>(r.compressed_clusters) * 100 / alloc);
     }
     if (r.image_end_offset)
         std::printf("Image end offset: %lld\n", static_cast<long long>(r.image_end_offset));

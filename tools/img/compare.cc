@@ -75,7 +75,8 @@ class Comparer {
     }
 
     int read(Image& img, int64_t offset, int64_t bytes, std::byte* buf) {
-        Status status = img.blk->pread(static_cast<uint64_t>(offset), buf, static_cast<size_t>(bytes));
+        Status status =
+            img.blk->pread(static_cast<uint64_t>(offset), buf, static_cast<size_t>(bytes));
         if (!status) {
             error_report("Error while reading offset " + std::to_string(offset) + " of " +
                          img.filename + ": " + std::strerror(status.error().as_errno()));
@@ -122,10 +123,11 @@ class Comparer {
                 error_report("Sector allocation test failed for " + b_.filename);
                 return 3;
             }
-            // QEMU's status word has no EOF bit in these calls' result
-            // comparison beyond what both sides share; compare the rest.
+            // Strict mode compares QEMU's whole status word, EOF bit
+            // included (so a run reaching the end differs from one that
+            // does not).
             const uint32_t kCompared = kStatusData | kStatusZero | kStatusAllocated |
-                                       kStatusOffsetValid | kStatusCompressed;
+                                       kStatusOffsetValid | kStatusCompressed | kStatusEof;
             const bool allocated1 = s1->flags & kStatusAllocated;
             const bool allocated2 = s2->flags & kStatusAllocated;
             int64_t chunk = static_cast<int64_t>(std::min(s1->bytes, s2->bytes));
@@ -171,8 +173,8 @@ class Comparer {
                     if (int ret = check_empty(over, offset, chunk)) return ret;
                 }
                 offset += chunk;
-                progress_.print(
-                    static_cast<float>(chunk) / static_cast<float>(progress_base) * 100, 100);
+                progress_.print(static_cast<float>(chunk) / static_cast<float>(progress_base) * 100,
+                                100);
             }
         }
         say("Images are identical.\n");
@@ -254,9 +256,9 @@ int img_compare(int argc, char** argv) {
     Image b;
     a.filename = spec1.filename;
     b.filename = spec2.filename;
-    a.blk = open_image(spec1);
+    a.blk = open_image_for_reading(spec1);
     if (!a.blk) return 2;
-    b.blk = open_image(spec2);
+    b.blk = open_image_for_reading(spec2);
     if (!b.blk) return 2;
     a.size = static_cast<int64_t>(a.blk->length());
     b.size = static_cast<int64_t>(b.blk->length());

@@ -40,6 +40,7 @@ enum : int {
 constexpr int64_t kSector = 512;
 constexpr int64_t kIoBufSectors = 2 * 1024 * 1024 / kSector;
 constexpr int kMaxCoroutines = 16;
+constexpr int64_t kMaxBufSectors = 32768;  // -S limit (16 MiB), as qemu-img
 
 enum class ChunkStatus { kData, kZero, kBackingFile };
 
@@ -131,7 +132,7 @@ class Converter {
         total_bytes_ = static_cast<int64_t>(src.length());
         total_sectors_ = (total_bytes_ + kSector - 1) / kSector;
         buf_sectors_ = config.compressed && config.cluster_sectors > 0 ? config.cluster_sectors
-                                                                        : kIoBufSectors;
+                                                                       : kIoBufSectors;
     }
 
     // Runs the copy; returns 0 or -errno (the error is printed).
@@ -141,10 +142,11 @@ class Converter {
         // qemu-img walks the whole source once more to size the progress
         // bar; without -p that walk is skipped.
         bool counted = !count_for_progress_;
-        if (!counted) spawn([&] {
-            count_allocated();
-            counted = true;
-        });
+        if (!counted)
+            spawn([&] {
+                count_allocated();
+                counted = true;
+            });
         loop.run_until([&] { return counted; });
         if (ret_ != kInProgress) return ret_;
         const int workers = config_.num_coroutines;
@@ -178,12 +180,14 @@ class Converter {
             else if (status->flags & kStatusData)
                 status_ = ChunkStatus::kData;
             else
-                status_ = config_.target_has_backing ? ChunkStatus::kBackingFile
-                                                     : ChunkStatus::kData;
+                status_ =
+                    config_.target_has_backing ? ChunkStatus::kBackingFile : ChunkStatus::kData;
             sector_next_status_ = sector_num + n;
         }
         n = std::min(n, sector_next_status_ - sector_num);
-        if (status_ == ChunkStatus::kData) n = std::min(n, buf_sectors_);
+        // What goes through the buffer is at most one buffer long (zeros
+        // too under -S 0, which writes them as data).
+        if (counts_for_progress(status_)) n = std::min(n, buf_sectors_);
         if (config_.compressed && config_.cluster_sectors > 0) {
             if (n < config_.cluster_sectors) {
                 n = std::min(config_.cluster_sectors, total_sectors_ - sector_num);
@@ -231,8 +235,7 @@ class Converter {
                         (!config_.compressed &&
                          is_allocated_sectors_min(buf, n, &n, config_.min_sparse, sector_num,
                                                   config_.alignment)) ||
-                        (config_.compressed &&
-                         !sector_is_zero(buf, byte_count(sector_num, n)))) {
+                        (config_.compressed && !sector_is_zero(buf, byte_count(sector_num, n)))) {
                         const int64_t bytes = byte_count(sector_num, n);
                         IoVector qiov(buf, static_cast<size_t>(bytes));
                         TRY(dst_.co_pwritev(static_cast<uint64_t>(sector_num * kSector),
@@ -424,11 +427,11 @@ int img_convert(int argc, char** argv) {
                 return 1;
             case 'S': {
                 std::optional<int64_t> value = cvtnum("buffer size for sparse output", optarg);
-                if (!value || *value % kSector != 0 || *value / kSector > INT_MAX) {
+                if (!value || *value % kSector != 0 || *value / kSector > kMaxBufSectors) {
                     if (value)
                         error_report(
                             "Invalid buffer size for sparse output specified. Valid sizes are "
-                            "multiples of 512 up to 1099511627264. Select 0 to disable sparse "
+                            "multiples of 512 up to 16777216. Select 0 to disable sparse "
                             "detection (fully allocates output).");
                     return 1;
                 }
@@ -456,8 +459,9 @@ int img_convert(int argc, char** argv) {
             case 'm': {
                 std::optional<unsigned long> value = parse_ulong(optarg);
                 if (!value || *value < 1 || *value > kMaxCoroutines) {
-                    error_report("Invalid number of coroutines. Allowed number of coroutines is "
-                                 "between 1 and 16");
+                    error_report(
+                        "Invalid number of coroutines. Allowed number of coroutines is "
+                        "between 1 and 16");
                     return 1;
                 }
                 config.num_coroutines = static_cast<int>(*value);
@@ -492,7 +496,10 @@ int img_convert(int argc, char** argv) {
         return print_create_help(optind < argc ? argv[argc - 1] : nullptr, out_format);
 
     const int sources = argc - optind - 1;
-    if (sources < 1) error_exit("Must specify image file name");
+    if (sources < 1) {
+        error_report("Must specify image file name");
+        return 1;
+    }
     if (sources > 1) {
         error_report("coblock-img convert takes one source image");
         return 1;
@@ -568,11 +575,10 @@ int img_convert(int argc, char** argv) {
     std::unique_ptr<BlockBackend> dst = open_image(dst_spec);
     if (!dst) return 1;
     if (skip_create && dst->length() < size) {
-        error_report("Target image is smaller than the source image");
+        error_report("output file is smaller than input file");
         return 1;
     }
-    if (config.compressed &&
-        !(dst->root()->supported_write_flags() & kReqWriteCompressed)) {
+    if (config.compressed && !(dst->root()->supported_write_flags() & kReqWriteCompressed)) {
         error_report("Compression not supported for this file format");
         return 1;
     }
@@ -587,10 +593,9 @@ int img_convert(int argc, char** argv) {
         }
         config.cluster_sectors = facts.cluster_size / kSector;
     }
-    config.alignment =
-        std::max<int64_t>({pow2floor(std::max<int64_t>(config.min_sparse, 1)),
-                           static_cast<int64_t>(dst->root()->limits().request_alignment) / kSector,
-                           int64_t{1}});
+    config.alignment = std::max<int64_t>(
+        {pow2floor(std::max<int64_t>(config.min_sparse, 1)),
+         static_cast<int64_t>(dst->root()->limits().request_alignment) / kSector, int64_t{1}});
     config.alignment = pow2floor(config.alignment);
 
     // -B: what is in the new backing file is not copied: walk the source

@@ -76,8 +76,7 @@ void dump_value(int indentation, const nlohmann::ordered_json& value) {
     } else if (value.is_array()) {
         int i = 0;
         for (const auto& element : value) {
-            std::printf("%*s[%i]:%c", indentation * 4, "", i++,
-                        is_composite(element) ? '\n' : ' ');
+            std::printf("%*s[%i]:%c", indentation * 4, "", i++, is_composite(element) ? '\n' : ' ');
             dump_value(indentation + 1, element);
             if (!is_composite(element)) std::putchar('\n');
         }
@@ -93,10 +92,9 @@ void dump_human(const nlohmann::ordered_json& info) {
                 info["filename"].get_ref<const std::string&>().c_str(),
                 info["format"].get_ref<const std::string&>().c_str(), size_to_str(size).c_str(),
                 static_cast<unsigned long long>(size));
-    std::printf("disk size: %s\n",
-                info.contains("actual-size")
-                    ? size_to_str(info["actual-size"].get<uint64_t>()).c_str()
-                    : "unavailable");
+    std::printf("disk size: %s\n", info.contains("actual-size")
+                                       ? size_to_str(info["actual-size"].get<uint64_t>()).c_str()
+                                       : "unavailable");
     if (info.value("encrypted", false)) std::printf("encrypted: yes\n");
     if (info.contains("cluster-size"))
         std::printf("cluster_size: %lld\n",
@@ -175,6 +173,7 @@ int img_info(int argc, char** argv) {
     // name and recorded format; so a missing backing file fails only with
     // --backing-chain, with that file's name in the message.
     spec.flags.no_backing = true;
+    spec.flags.no_io = true;  // BDRV_O_NO_IO: no consistent-read lock, as qemu-img
     std::vector<nlohmann::ordered_json> infos;
     for (;;) {
         std::unique_ptr<BlockBackend> blk =
