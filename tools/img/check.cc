@@ -98,6 +98,7 @@ int img_check(int argc, char** argv) {
     spec.flags.read_only = true;
     bool json = false;
     bool quiet = false;
+    bool progress = false;
     CheckFix fix = CheckFix::kNone;
     int c;
     while ((c = getopt_long(argc, argv, ":hf:r:T:qUp", kLongOptions, nullptr)) != -1) {
@@ -136,7 +137,8 @@ int img_check(int argc, char** argv) {
                 spec.flags.force_share = true;
                 break;
             case 'p':
-                break;  // accepted: a check is one driver call, there is no progress to show
+                progress = true;  // coblock extension: qemu-img check has no -p
+                break;
             case kOptionOutput:
                 if (!parse_output_format(optarg, &json)) return 1;
                 break;
@@ -156,8 +158,14 @@ int img_check(int argc, char** argv) {
     BlockNode* node = blk->root();
     const std::string format = node->driver().name;
 
+    // A check is one driver call: the meter shows its start and its end
+    // (human output only, so that JSON stays parseable).
+    Progress meter(progress && !quiet && !json, 1.0f);
+    meter.print(0, 100);
     CheckResult result;
     Status status = run_check(node, result, fix);
+    meter.print(100, 0);
+    meter.end();
     if (!status && status.error().kind == ErrorKind::kUnsupported &&
         status.error().message.find("does not support checks") != std::string::npos) {
         error_report("This image format does not support checks");

@@ -42,7 +42,17 @@ nlohmann::ordered_json query_image_info(BlockNode* node, const std::string& file
         if (!backing_format.empty()) info["backing-filename-format"] = backing_format;
     }
     nlohmann::ordered_json specific = node->info_specific();
-    if (!specific.is_null()) info["format-specific"] = std::move(specific);
+    if (!specific.is_null()) {
+        // The hook returns ImageInfoSpecific ({"type", "data"}); a driver
+        // that returns only the data gets it wrapped.
+        if (!specific.is_object() || !specific.contains("data")) {
+            nlohmann::ordered_json wrapped = nlohmann::ordered_json::object();
+            wrapped["type"] = node->driver().name;
+            wrapped["data"] = std::move(specific);
+            specific = std::move(wrapped);
+        }
+        info["format-specific"] = std::move(specific);
+    }
     return qapi::qdict_ordered(info);
 }
 

@@ -213,6 +213,9 @@ std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
 #include "coroutine/run_sync.h"
 #include "formats/qcow/qcow_header.h"
 #include "formats/qcow2/header.h"
+#include "formats/vhdx/common.h"
+#include "formats/vhdx/metadata.h"
+#include "formats/vhdx/region_table.h"
 
 namespace coblock::img {
 
@@ -283,18 +286,53 @@ void Progress::end() {
     std::fflush(stdout);
 }
 
+namespace {
+
+Status read_file(BdrvChild* file, uint64_t offset, std::vector<std::byte>& buf) {
+    return run_sync([&] {
+        const uint64_t size = file->node()->size();
+        const uint64_t bytes = offset >= size ? 0 : std::min<uint64_t>(buf.size(), size - offset);
+        buf.resize(bytes);
+        if (bytes == 0) return Status{};
+        return co_child_pread(file, offset, buf.data(), bytes);
+    });
+}
+
+// The VHDX block size ("cluster_size" in qemu-img info): region table copy
+// 1, then the metadata region's file parameters item.
+int64_t vhdx_block_size(BdrvChild* file) {
+    std::vector<std::byte> table_bytes(64 * 1024);
+    if (!read_file(file, vhdx::kRegionTable1Offset, table_bytes)) return 0;
+    Result<vhdx::RegionTable> table = vhdx::parse_region_table(table_bytes);
+    if (!table) return 0;
+    Result<vhdx::KnownRegions> regions = vhdx::classify_regions(*table);
+    if (!regions) return 0;
+    const uint64_t length = std::min<uint64_t>(regions->metadata.length, 4 * 1024 * 1024);
+    std::vector<std::byte> region(length);
+    if (!read_file(file, regions->metadata.file_offset, region) || region.size() != length)
+        return 0;
+    Result<vhdx::MetadataTable> metadata =
+        vhdx::parse_metadata_table(region, regions->metadata.length);
+    if (!metadata) return 0;
+    Result<vhdx::ImageMetadata> image = vhdx::parse_image_metadata_from_region(*metadata, region);
+    if (!image) return 0;
+    return image->file_parameters.block_size;
+}
+
+}  // namespace
+
 ImageFacts image_facts(BlockNode* node) {
     ImageFacts facts;
     const std::string& name = node->driver().name;
-    if ((name != "qcow2" && name != "qcow") || node->file() == nullptr) return facts;
-    std::vector<std::byte> head(512);
     BdrvChild* file = node->file();
-    Status status = run_sync([&] {
-        const uint64_t bytes = std::min<uint64_t>(head.size(), file->node()->size());
-        head.resize(bytes);
-        return co_child_pread(file, 0, head.data(), bytes);
-    });
-    if (!status) return facts;
+    if (file == nullptr) return facts;
+    if (name == "vhdx") {
+        facts.cluster_size = vhdx_block_size(file);
+        return facts;
+    }
+    if (name != "qcow2" && name != "qcow") return facts;
+    std::vector<std::byte> head(512);
+    if (!read_file(file, 0, head)) return facts;
     if (name == "qcow2") {
         Result<qcow2::Header> header = qcow2::decode_header(head);
         if (!header) return facts;
