@@ -286,7 +286,11 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     compare-qcow2-raw-strict compare-qcow2-overlay info-comp check-comp check-comp-json
     map-comp-json map-comp resize-qcow2-grow resize-qcow2-shrink-refused resize-qcow2-shrink
     resize-qcow2-unaligned convert-raw-qcow2 convert-raw-qcow2-check convert-compressed
-    convert-compressed-check convert-compressed-compare)
+    convert-compressed-check convert-compressed-compare info-subdir info-subdir-json
+    info-subdir-chain info-missing-backing info-missing-backing-chain map-subdir compare-f-raw
+    convert-overlay-raw convert-overlay-raw-bytes convert-qcow2-raw-progress convert-B
+    convert-B-info convert-B-map convert-B-compare convert-W-qcow2 convert-W-qcow2-compare
+    check-repair-clean)
 if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f qcow2 base.qcow2 64M
@@ -295,6 +299,12 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     "$QEMU_IO" -c 'write -P 5 512k 1M' overlay.qcow2 >/dev/null
     "$QEMU_IMG" convert -O raw base.qcow2 base.raw
     "$QEMU_IMG" convert -c -O qcow2 base.qcow2 comp.qcow2
+    mkdir sub
+    "$QEMU_IMG" create -q -f qcow2 sub/b.qcow2 1M
+    "$QEMU_IO" -c 'write -P 4 0 64k' sub/b.qcow2 >/dev/null
+    "$QEMU_IMG" create -q -f qcow2 -b b.qcow2 -F qcow2 sub/o.qcow2
+    "$QEMU_IO" -c 'write -P 6 128k 64k' sub/o.qcow2 >/dev/null
+    "$QEMU_IMG" create -q -f qcow2 -b missing.qcow2 -F qcow2 -u miss.qcow2 1M
     cd - >/dev/null || exit 1
     same info-qcow2 info base.qcow2
     same info-qcow2-json info --output=json base.qcow2
@@ -319,6 +329,13 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     same check-comp-json check --output=json comp.qcow2
     same map-comp-json map --output=json comp.qcow2
     same map-comp map comp.qcow2
+    same info-subdir info sub/o.qcow2
+    same info-subdir-json info --output=json sub/o.qcow2
+    same info-subdir-chain info --backing-chain --output=json sub/o.qcow2
+    same info-missing-backing info miss.qcow2
+    same info-missing-backing-chain info --backing-chain miss.qcow2
+    same map-subdir map --output=json sub/o.qcow2
+    same compare-f-raw compare -f raw -F raw base.qcow2 base.raw
     fresh_siblings
     sibling resize-qcow2-grow resize base.qcow2 128M
     sibling resize-qcow2-shrink-refused resize base.qcow2 -- -64M
@@ -332,6 +349,17 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     run "$WORK/c" "$QEMU_IMG" compare base.qcow2 outc.qcow2
     if [[ "$(cat "$WORK/c/rc")" == 0 ]]; then pass convert-compressed-compare; else
         fail convert-compressed-compare "$(cat "$WORK/c/out" "$WORK/c/err")"; fi
+    sibling convert-overlay-raw convert -O raw overlay.qcow2 flat.raw
+    if cmp -s "$WORK/q/flat.raw" "$WORK/c/flat.raw"; then pass convert-overlay-raw-bytes; else
+        fail convert-overlay-raw-bytes "flattened overlays differ"; fi
+    sibling convert-qcow2-raw-progress convert -p -O raw base.qcow2 o1.raw
+    sibling convert-B convert -O qcow2 -B base.qcow2 -F qcow2 overlay.qcow2 ob.qcow2
+    sibling convert-B-info info --output=json ob.qcow2
+    sibling convert-B-map map --output=json ob.qcow2
+    sibling convert-B-compare compare overlay.qcow2 ob.qcow2
+    sibling convert-W-qcow2 convert -W -m 16 -O qcow2 base.qcow2 w.qcow2
+    sibling convert-W-qcow2-compare compare base.qcow2 w.qcow2
+    sibling check-repair-clean check -r all base.qcow2
 fi
 
 QCOW_CASES=(info-qcow info-qcow-json check-qcow map-qcow map-qcow-json resize-qcow)
