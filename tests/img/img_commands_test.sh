@@ -27,6 +27,8 @@ QEMU_IO=$(command -v qemu-io || true)
 # driver matches qemu-img 7.2.
 declare -A KNOWN=(
     [convert-compressed-check]="qcow2 driver: compressed clusters are not packed into shared host clusters, so the image end offset is larger"
+    [check-repair-leaks]="qcow2 driver: with -r leaks it prints only 'Repairing cluster', not the 'Leaked cluster' line first"
+    [check-corrupt-repair-leaks]="qcow2 driver: -r leaks with a refcount below the references must fail (ERROR need to rebuild refcount structures, EIO)"
     [check-vhdx]="vhdx driver: fills cluster statistics; QEMU 7.2's vhdx check prints none"
     [check-vhdx-json]="vhdx driver: fills cluster statistics; QEMU 7.2's vhdx check prints none"
     [map-vhdx]="vhdx driver: reports host offsets in block status; QEMU 7.2's vhdx does not"
@@ -290,7 +292,8 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     info-subdir-chain info-missing-backing info-missing-backing-chain map-subdir compare-f-raw
     convert-overlay-raw convert-overlay-raw-bytes convert-qcow2-raw-progress convert-B
     convert-B-info convert-B-map convert-B-compare convert-W-qcow2 convert-W-qcow2-compare
-    check-repair-clean)
+    check-repair-clean check-leak check-leak-json check-corrupt check-corrupt-json
+    check-repair-leaks check-repair-leaks-result check-corrupt-repair-leaks)
 if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f qcow2 base.qcow2 64M
@@ -299,6 +302,17 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     "$QEMU_IO" -c 'write -P 5 512k 1M' overlay.qcow2 >/dev/null
     "$QEMU_IMG" convert -O raw base.qcow2 base.raw
     "$QEMU_IMG" convert -c -O qcow2 base.qcow2 comp.qcow2
+    # leak.qcow2: one cluster past the end with refcount 1 (a leak);
+    # corrupt.qcow2: the header cluster with refcount 0 (a corruption).
+    "$QEMU_IMG" create -q -f qcow2 leak.qcow2 1M
+    "$QEMU_IO" -c 'write -P 1 0 64k' leak.qcow2 >/dev/null
+    rt=$(od -An -tu8 --endian=big -j48 -N8 leak.qcow2 | tr -d ' ')
+    rb=$(od -An -tu8 --endian=big -j"$rt" -N8 leak.qcow2 | tr -d ' ')
+    clusters=$(($(stat -c %s leak.qcow2) / 65536))
+    truncate -s $(((clusters + 1) * 65536)) leak.qcow2
+    cp leak.qcow2 corrupt.qcow2
+    printf '\x00\x01' | dd of=leak.qcow2 bs=1 seek=$((rb + 2 * clusters)) conv=notrunc status=none
+    printf '\x00\x00' | dd of=corrupt.qcow2 bs=1 seek="$rb" conv=notrunc status=none
     mkdir sub
     "$QEMU_IMG" create -q -f qcow2 sub/b.qcow2 1M
     "$QEMU_IO" -c 'write -P 4 0 64k' sub/b.qcow2 >/dev/null
@@ -360,6 +374,14 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     sibling convert-W-qcow2 convert -W -m 16 -O qcow2 base.qcow2 w.qcow2
     sibling convert-W-qcow2-compare compare base.qcow2 w.qcow2
     sibling check-repair-clean check -r all base.qcow2
+    same check-leak check leak.qcow2
+    same check-leak-json check --output=json leak.qcow2
+    same check-corrupt check corrupt.qcow2
+    same check-corrupt-json check --output=json corrupt.qcow2
+    fresh_siblings
+    sibling check-repair-leaks check -r leaks leak.qcow2
+    sibling check-repair-leaks-result check leak.qcow2
+    sibling check-corrupt-repair-leaks check -r leaks corrupt.qcow2
 fi
 
 QCOW_CASES=(info-qcow info-qcow-json check-qcow map-qcow map-qcow-json resize-qcow)
