@@ -241,6 +241,7 @@ sibling convert-err-sparse convert -S 1000 disk.img out2.img
 sibling convert-err-format convert -O nosuch disk.img out2.img
 sibling convert-err-no-files convert disk.img
 sibling convert-err-missing convert nonexist.img out2.img
+sibling convert-err-missing-progress convert -p nonexist.img out2.img
 sibling convert-o-help convert -O raw -o help
 fresh_siblings
 sibling convert-prealloc convert -O raw -o preallocation=full disk.img out.img

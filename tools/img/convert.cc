@@ -525,6 +525,11 @@ int img_convert(int argc, char** argv) {
 
     Progress meter(progress, 1.0f);
     meter.print(0, 100);
+    // Every exit from here on ends the progress line, as qemu-img's "out:".
+    struct EndProgress {
+        Progress& meter;
+        ~EndProgress() { meter.end(); }
+    } end_progress{meter};
 
     std::unique_ptr<BlockBackend> src = open_image(src_spec);
     if (!src) return 1;
@@ -615,7 +620,6 @@ int img_convert(int argc, char** argv) {
         }
     }
     if (ret == 0) meter.print(100, 0);
-    meter.end();
     return ret == 0 ? 0 : 1;
 }
 
