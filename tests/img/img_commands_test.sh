@@ -251,25 +251,42 @@ if [[ "$(cat "$WORK/c/rc")" == 0 ]]; then pass convert-prealloc-qemu-compare; el
 
 # Beyond qemu-img: an image held open for writing by another process can
 # still be inspected (force-share retry with a warning).
-mkfifo "$WORK/fifo"
+# hold_image FILE [qemu-io args]: qemu-io keeps $WORK/img/FILE open
+# read-write until release_image.
+hold_image() {
+    local file=$1
+    shift
+    rm -f "$WORK/fifo"
+    mkfifo "$WORK/fifo"
+    (cd "$WORK/img" && "$QEMU_IO" "$@" "$file" <"$WORK/fifo" >/dev/null 2>&1) &
+    HOLDER=$!
+    exec 3>"$WORK/fifo"
+    # Wait until the writer holds its lock (a second writer is refused).
+    for _ in $(seq 50); do
+        "$QEMU_IO" "$@" -c 'read 0 512' "$WORK/img/$file" >/dev/null 2>&1 || break
+        sleep 0.1
+    done
+}
+release_image() {
+    exec 3>&-
+    wait "$HOLDER"
+}
+# busy_check NAME ARGS...: our tool succeeds on the held image and warns.
+busy_check() {
+    local name=$1
+    shift
+    run "$WORK/img" "$OURS" "$@"
+    if [[ "$(cat "$WORK/img/rc")" == 0 ]] && grep -q 'in use by another process' "$WORK/img/err"; then
+        pass "$name"
+    else
+        fail "$name" "rc $(cat "$WORK/img/rc")" "$(cat "$WORK/img/err")"
+    fi
+}
 "$QEMU_IMG" create -q -f raw "$WORK/img/busy.img" 1M
-(cd "$WORK/img" && "$QEMU_IO" -f raw busy.img <"$WORK/fifo" >/dev/null 2>&1) &
-exec 3>"$WORK/fifo"
-for _ in $(seq 50); do
-    "$QEMU_IO" -f raw -c 'read 0 512' "$WORK/img/busy.img" >/dev/null 2>&1 || break
-    sleep 0.1
-done
-run "$WORK/img" "$OURS" map --output=json busy.img
-if [[ "$(cat "$WORK/img/rc")" == 0 ]] && grep -q 'in use by another process' "$WORK/img/err"; then
-    pass busy-map-force-share
-else
-    fail busy-map-force-share "rc $(cat "$WORK/img/rc")" "$(cat "$WORK/img/err")"
-fi
-run "$WORK/img" "$OURS" compare busy.img busy.img
-if [[ "$(cat "$WORK/img/rc")" == 0 ]]; then pass busy-compare; else
-    fail busy-compare "rc $(cat "$WORK/img/rc")" "$(cat "$WORK/img/err")"; fi
-exec 3>&-
-wait
+hold_image busy.img -f raw
+busy_check busy-map-force-share map --output=json busy.img
+busy_check busy-compare compare busy.img busy.img
+release_image
 
 # ---- qcow2, qcow, vhdx: run once the drivers exist ---------------------------
 fmt_cases() {
@@ -294,7 +311,8 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     convert-overlay-raw convert-overlay-raw-bytes convert-qcow2-raw-progress convert-B
     convert-B-info convert-B-map convert-B-compare convert-W-qcow2 convert-W-qcow2-compare
     check-repair-clean check-leak check-leak-json check-corrupt check-corrupt-json
-    check-repair-leaks check-repair-leaks-result check-corrupt-repair-leaks)
+    check-repair-leaks check-repair-leaks-result check-corrupt-repair-leaks busy-qcow2-qemu-refuses
+    busy-qcow2-info busy-qcow2-check busy-qcow2-map busy-qcow2-info-same)
 if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f qcow2 base.qcow2 64M
@@ -379,6 +397,18 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     same check-leak-json check --output=json leak.qcow2
     same check-corrupt check corrupt.qcow2
     same check-corrupt-json check --output=json corrupt.qcow2
+    run "$WORK/q" "$QEMU_IMG" info --output=json "$WORK/img/base.qcow2"
+    cp "$WORK/q/out" "$WORK/base-info.json"
+    hold_image base.qcow2
+    run "$WORK/q" "$QEMU_IMG" info "$WORK/img/base.qcow2"
+    if [[ "$(cat "$WORK/q/rc")" == 1 ]]; then pass busy-qcow2-qemu-refuses; else
+        fail busy-qcow2-qemu-refuses "qemu-img info opened an image locked for writing"; fi
+    busy_check busy-qcow2-info info --output=json "$WORK/img/base.qcow2"
+    if cmp -s "$WORK/img/out" "$WORK/base-info.json"; then pass busy-qcow2-info-same; else
+        fail busy-qcow2-info-same "$(diff "$WORK/base-info.json" "$WORK/img/out")"; fi
+    busy_check busy-qcow2-check check base.qcow2
+    busy_check busy-qcow2-map map base.qcow2
+    release_image
     fresh_siblings
     sibling check-repair-leaks check -r leaks leak.qcow2
     sibling check-repair-leaks-result check leak.qcow2
