@@ -282,6 +282,31 @@ busy_check() {
         fail "$name" "rc $(cat "$WORK/img/rc")" "$(cat "$WORK/img/err")"
     fi
 }
+# expect_out NAME STATUS TEXT ARGS...: our tool alone, exact stdout and status.
+expect_out() {
+    local name=$1 status=$2 text=$3
+    shift 3
+    run "$WORK/img" "$OURS" "$@"
+    if [[ "$(cat "$WORK/img/rc")" == "$status" && "$(cat "$WORK/img/out")" == "$text" ]]; then
+        pass "$name"
+    else
+        fail "$name" "rc $(cat "$WORK/img/rc"), expected $status" "$(cat "$WORK/img/out" "$WORK/img/err")"
+    fi
+}
+expect_out compare-json-identical 0 $'{\n    "identical": true,\n    "size-mismatch": false\n}' \
+    compare --output=json disk.img same.img
+expect_out compare-json-content 1 \
+    $'{\n    "identical": false,\n    "size-mismatch": false,\n    "mismatch": "content",\n    "offset": 2097152\n}' \
+    compare --output=json disk.img diff.img
+expect_out compare-json-strict-size 1 \
+    $'{\n    "identical": false,\n    "size-mismatch": true,\n    "mismatch": "size"\n}' \
+    compare -s --output=json disk.img big.img
+expect_out compare-json-quiet 1 "" compare -q --output=json disk.img diff.img
+cp --sparse=always "$WORK/img/disk.img" "$WORK/img/rsj.img"
+expect_out resize-json 0 $'{\n    "old-size": 16777216,\n    "new-size": 33554432\n}' \
+    resize --output=json -f raw rsj.img 32M
+expect_out check-progress 63 "    (0.00/100%)"$'\r'"    (100.00/100%)"$'\r' check -p disk.img
+
 "$QEMU_IMG" create -q -f raw "$WORK/img/busy.img" 1M
 hold_image busy.img -f raw
 busy_check busy-map-force-share map --output=json busy.img

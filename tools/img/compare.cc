@@ -11,15 +11,18 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "block/io.h"
 #include "coroutine/run_sync.h"
+#include "qapi/json_output.h"
 #include "tools/img/commands.h"
 #include "tools/img/options.h"
 
 namespace coblock::img {
 namespace {
 
-enum : int { kOptionImageOpts = 256, kOptionObject };
+enum : int { kOptionImageOpts = 256, kOptionObject, kOptionOutput };
 
 constexpr int64_t kIoBufSize = 2 * 1024 * 1024;
 constexpr int64_t kSectorSize = 512;
@@ -55,19 +58,37 @@ int64_t find_nonzero(const std::byte* buf, int64_t n) {
 
 class Comparer {
   public:
-    Comparer(Image& a, Image& b, bool strict, bool quiet, bool progress)
-        : a_(a), b_(b), strict_(strict), quiet_(quiet), progress_(progress && !quiet, 2.0f) {}
+    Comparer(Image& a, Image& b, bool strict, bool quiet, bool progress, bool json)
+        : a_(a),
+          b_(b),
+          strict_(strict),
+          quiet_(quiet),
+          json_(json),
+          progress_(progress && !quiet && !json, 2.0f) {}
 
     int run() {
         buf1_.resize(kIoBufSize);
         buf2_.resize(kIoBufSize);
+        result_["identical"] = false;
+        result_["size-mismatch"] = a_.size != b_.size;
         const int ret = compare();
         progress_.end();
+        // coblock extension: --output=json prints the verdict as one object
+        // (only when the comparison itself completed: exit 0 or 1).
+        if (json_ && !quiet_ && ret <= 1)
+            std::printf("%s\n", qapi::to_qemu_json_pretty(result_).c_str());
         return ret;
     }
 
   private:
+    void mismatch(const char* kind, int64_t offset) {
+        result_["mismatch"] = kind;
+        if (offset >= 0) result_["offset"] = offset;
+    }
+
+    // Human messages; in JSON mode the same facts go into result_.
     void say(const std::string& text) {
+        if (json_) return;
         if (!quiet_) {
             std::fputs(text.c_str(), stdout);
             std::fflush(stdout);
@@ -90,6 +111,7 @@ class Comparer {
         const int64_t idx = find_nonzero(buf1_.data(), bytes);
         if (idx >= 0) {
             say("Content mismatch at offset " + std::to_string(offset + idx) + "!\n");
+            mismatch("content", offset + idx);
             return 1;
         }
         return 0;
@@ -109,6 +131,7 @@ class Comparer {
         progress_.print(0, 100);
         if (strict_ && a_.size != b_.size) {
             say("Strict mode: Image size mismatch!\n");
+            mismatch("size", -1);
             return 1;
         }
         int64_t offset = 0;
@@ -133,6 +156,7 @@ class Comparer {
             int64_t chunk = static_cast<int64_t>(std::min(s1->bytes, s2->bytes));
             if (strict_ && (s1->flags & kCompared) != (s2->flags & kCompared)) {
                 say("Strict mode: Offset " + std::to_string(offset) + " block status mismatch!\n");
+                mismatch("block-status", offset);
                 return 1;
             }
             if ((s1->flags & kStatusZero) && (s2->flags & kStatusZero)) {
@@ -147,6 +171,7 @@ class Comparer {
                     if (differ || pnum != chunk) {
                         say("Content mismatch at offset " +
                             std::to_string(offset + (differ ? 0 : pnum)) + "!\n");
+                        mismatch("content", offset + (differ ? 0 : pnum));
                         return 1;
                     }
                 }
@@ -160,6 +185,7 @@ class Comparer {
         }
         if (a_.size != b_.size) {
             say("Warning: Image size mismatch!\n");
+            result_["size-mismatch"] = true;
             Image& over = a_.size > b_.size ? a_ : b_;
             while (offset < progress_base) {
                 Result<BlockStatus> s = status_of(over, offset, progress_base - offset);
@@ -178,6 +204,7 @@ class Comparer {
             }
         }
         say("Images are identical.\n");
+        result_["identical"] = true;
         return 0;
     }
 
@@ -185,7 +212,9 @@ class Comparer {
     Image& b_;
     bool strict_;
     bool quiet_;
+    bool json_;
     Progress progress_;
+    nlohmann::ordered_json result_ = nlohmann::ordered_json::object();
     std::vector<std::byte> buf1_;
     std::vector<std::byte> buf2_;
 };
@@ -198,8 +227,10 @@ int img_compare(int argc, char** argv) {
         {"object", required_argument, nullptr, kOptionObject},
         {"image-opts", no_argument, nullptr, kOptionImageOpts},
         {"force-share", no_argument, nullptr, 'U'},
+        {"output", required_argument, nullptr, kOptionOutput},
         {nullptr, 0, nullptr, 0},
     };
+    bool json = false;
     ImageSpec spec1;
     ImageSpec spec2;
     spec1.flags.read_only = spec2.flags.read_only = true;
@@ -243,6 +274,9 @@ int img_compare(int argc, char** argv) {
             case kOptionImageOpts:
                 spec1.image_opts = spec2.image_opts = true;
                 break;
+            case kOptionOutput:
+                if (!parse_output_format(optarg, &json)) return 1;
+                break;
             case kOptionObject:
                 break;
         }
@@ -262,7 +296,7 @@ int img_compare(int argc, char** argv) {
     if (!b.blk) return 2;
     a.size = static_cast<int64_t>(a.blk->length());
     b.size = static_cast<int64_t>(b.blk->length());
-    Comparer comparer(a, b, strict, quiet, progress);
+    Comparer comparer(a, b, strict, quiet, progress, json);
     return comparer.run();
 }
 

@@ -7,6 +7,9 @@
 #include <cstring>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "qapi/json_output.h"
 #include "qapi/schema.h"
 #include "tools/img/commands.h"
 #include "tools/img/options.h"
@@ -14,7 +17,13 @@
 namespace coblock::img {
 namespace {
 
-enum : int { kOptionObject = 256, kOptionImageOpts, kOptionPreallocation, kOptionShrink };
+enum : int {
+    kOptionObject = 256,
+    kOptionImageOpts,
+    kOptionPreallocation,
+    kOptionShrink,
+    kOptionOutput,
+};
 
 }  // namespace
 
@@ -30,11 +39,13 @@ int img_resize(int argc, char** argv) {
         {"image-opts", no_argument, nullptr, kOptionImageOpts},
         {"preallocation", required_argument, nullptr, kOptionPreallocation},
         {"shrink", no_argument, nullptr, kOptionShrink},
+        {"output", required_argument, nullptr, kOptionOutput},
         {nullptr, 0, nullptr, 0},
     };
     ImageSpec spec;
     bool quiet = false;
     bool shrink = false;
+    bool json = false;
     Prealloc prealloc = Prealloc::kOff;
     int c;
     while ((c = getopt_long(argc, argv, ":f:hq", kLongOptions, nullptr)) != -1) {
@@ -64,6 +75,9 @@ int img_resize(int argc, char** argv) {
                 break;
             case kOptionShrink:
                 shrink = true;
+                break;
+            case kOptionOutput:
+                if (!parse_output_format(optarg, &json)) return 1;
                 break;
         }
     }
@@ -109,7 +123,16 @@ int img_resize(int argc, char** argv) {
         error_report(status.error().to_string());
         return 1;
     }
-    if (!quiet) std::printf("Image resized.\n");
+    if (quiet) return 0;
+    if (json) {
+        // coblock extension: the old and new virtual sizes.
+        nlohmann::ordered_json out = nlohmann::ordered_json::object();
+        out["old-size"] = current;
+        out["new-size"] = static_cast<int64_t>(blk->length());
+        std::printf("%s\n", qapi::to_qemu_json_pretty(out).c_str());
+    } else {
+        std::printf("Image resized.\n");
+    }
     return 0;
 }
 
