@@ -227,6 +227,15 @@ for args in "-O raw" "-p -O raw" "-p -S 0 -O raw" "-q -p -O raw" "-W -m 16 -O ra
     diff_runs "convert$(tr -d ' ' <<<"$args")-layout" map out.img
 done
 fresh_siblings
+sibling convert-concat convert -p -O raw disk.img odd.img big.img cat.img
+if cmp -s "$WORK/q/cat.img" "$WORK/c/cat.img"; then pass convert-concat-bytes; else
+    fail convert-concat-bytes "concatenated images differ"; fi
+run "$WORK/q" "$QEMU_IMG" map --output=json cat.img
+run "$WORK/c" "$QEMU_IMG" map --output=json cat.img
+diff_runs convert-concat-layout map cat.img
+sibling convert-concat-err-B convert -B disk.img -O raw disk.img big.img cat2.img
+sibling convert-err-B-raw convert -B disk.img -O raw disk.img cat2.img
+fresh_siblings
 sibling convert-odd convert -O raw odd.img out.img
 sibling convert-odd-info info --output=json out.img
 sibling convert-n-existing convert -n -O raw same.img diff.img

@@ -119,25 +119,36 @@ bool is_allocated_sectors_min(const std::byte* buf, int64_t n, int64_t* pnum, in
     return true;
 }
 
+// One source image; several are concatenated (each starts on a sector).
+struct SourcePart {
+    BlockBackend* blk = nullptr;
+    BlockNode* base = nullptr;  // block status stops here (-B)
+    int64_t start_sector = 0;
+    int64_t sectors = 0;
+    int64_t bytes = 0;
+};
+
 class Converter {
   public:
-    Converter(BlockBackend& src, BlockNode* base, BlockBackend& dst, const ConvertConfig& config,
+    Converter(std::vector<SourcePart> parts, BlockBackend& dst, const ConvertConfig& config,
               Progress& progress, bool count_for_progress)
-        : src_(src),
-          base_(base),
+        : parts_(std::move(parts)),
           dst_(dst),
           config_(config),
           progress_(progress),
           count_for_progress_(count_for_progress) {
-        total_bytes_ = static_cast<int64_t>(src.length());
-        total_sectors_ = (total_bytes_ + kSector - 1) / kSector;
+        const SourcePart& last = parts_.back();
+        total_sectors_ = last.start_sector + last.sectors;
+        // The target's size: the source's own for one source (it may end
+        // inside a sector), whole sectors when concatenating.
+        total_bytes_ = parts_.size() == 1 ? last.bytes : total_sectors_ * kSector;
         buf_sectors_ = config.compressed && config.cluster_sectors > 0 ? config.cluster_sectors
                                                                        : kIoBufSectors;
     }
 
     // Runs the copy; returns 0 or -errno (the error is printed).
     int run() {
-        EventLoop& loop = src_.loop();
+        EventLoop& loop = dst_.loop();
         EventLoop::Scope scope(loop);
         // qemu-img walks the whole source once more to size the progress
         // bar; without -p that walk is skipped.
@@ -162,12 +173,23 @@ class Converter {
 
     // convert_iteration_sectors: the status and length of the run at
     // `sector_num` (run under lock_).
+    const SourcePart& part_of(int64_t sector_num) const {
+        for (const SourcePart& part : parts_)
+            if (sector_num < part.start_sector + part.sectors) return part;
+        return parts_.back();
+    }
+
     int64_t iteration_sectors(int64_t sector_num) {
-        int64_t n = total_sectors_ - sector_num;
+        const SourcePart& part = part_of(sector_num);
+        int64_t n = part.start_sector + part.sectors - sector_num;
         if (sector_next_status_ <= sector_num) {
-            const uint64_t offset = static_cast<uint64_t>(sector_num * kSector);
-            Result<BlockStatus> status = co_block_status_above(
-                src_.root(), base_, offset, static_cast<uint64_t>(n * kSector), true);
+            const uint64_t offset =
+                static_cast<uint64_t>((sector_num - part.start_sector) * kSector);
+            Result<BlockStatus> status =
+                co_block_status_above(part.blk->root(), part.base, offset,
+                                      static_cast<uint64_t>(std::min(
+                                          n * kSector, part.bytes - static_cast<int64_t>(offset))),
+                                      true);
             if (!status || status->bytes == 0) {
                 const int err = status ? EIO : status.error().as_errno();
                 error_report("error while reading block status at offset " +
@@ -285,11 +307,13 @@ class Converter {
             }
             lock_.unlock();
 
-            const int64_t bytes = byte_count(sector_num, n);
+            const SourcePart& part = part_of(sector_num);
+            const int64_t local = (sector_num - part.start_sector) * kSector;
+            const int64_t bytes = std::min(n * kSector, part.bytes - local);
             if (status == ChunkStatus::kData) {
                 IoVector qiov(buf.data(), static_cast<size_t>(bytes));
-                Status read = src_.co_preadv(static_cast<uint64_t>(sector_num * kSector),
-                                             static_cast<uint64_t>(bytes), qiov);
+                Status read = part.blk->co_preadv(static_cast<uint64_t>(local),
+                                                  static_cast<uint64_t>(bytes), qiov);
                 if (!read) {
                     error_report("error while reading at byte " +
                                  std::to_string(sector_num * kSector) + ": " +
@@ -325,8 +349,7 @@ class Converter {
         write_order_.wake_all();  // an error must not leave others waiting
     }
 
-    BlockBackend& src_;
-    BlockNode* base_;
+    const std::vector<SourcePart> parts_;
     BlockBackend& dst_;
     const ConvertConfig config_;
     Progress& progress_;
@@ -500,10 +523,6 @@ int img_convert(int argc, char** argv) {
         error_report("Must specify image file name");
         return 1;
     }
-    if (sources > 1) {
-        error_report("coblock-img convert takes one source image");
-        return 1;
-    }
     if (!backing_format.empty() && out_backing.empty()) {
         error_report("-F requires -B");  // qemu-img: backing format without backing file
         return 1;
@@ -520,7 +539,6 @@ int img_convert(int argc, char** argv) {
         error_report("Cannot use compression with a backing file");  // as qemu-img 7.2
         return 1;
     }
-    src_spec.filename = argv[optind];
     const std::string out_filename = argv[argc - 1];
 
     Progress meter(progress, 1.0f);
@@ -531,13 +549,39 @@ int img_convert(int argc, char** argv) {
         ~EndProgress() { meter.end(); }
     } end_progress{meter};
 
-    std::unique_ptr<BlockBackend> src = open_image(src_spec);
-    if (!src) return 1;
-    const uint64_t size = src->length();
+    // Several sources are concatenated, each starting on a sector boundary.
+    std::vector<std::unique_ptr<BlockBackend>> srcs;
+    std::vector<SourcePart> parts;
+    int64_t total_sectors = 0;
+    for (int i = 0; i < sources; ++i) {
+        src_spec.filename = argv[optind + i];
+        std::unique_ptr<BlockBackend> src = open_image(src_spec);
+        if (!src) return 1;
+        SourcePart part;
+        part.blk = src.get();
+        part.bytes = static_cast<int64_t>(src->length());
+        part.sectors = (part.bytes + kSector - 1) / kSector;
+        part.start_sector = total_sectors;
+        total_sectors += part.sectors;
+        parts.push_back(part);
+        srcs.push_back(std::move(src));
+    }
+    const uint64_t size = sources == 1 ? static_cast<uint64_t>(parts[0].bytes)
+                                       : static_cast<uint64_t>(total_sectors * kSector);
 
     const BlockDriver* driver = find_block_driver(out_format);
     if (driver == nullptr) {
         error_report("Unknown file format '" + out_format + "'");
+        return 1;
+    }
+    if (!out_backing.empty() && !driver->supports_backing) {
+        error_report("Backing file not supported for file format '" + out_format + "'");
+        return 1;
+    }
+    if (sources > 1 && !out_backing.empty()) {
+        error_report(
+            "Having a backing file for the target makes no sense when concatenating multiple "
+            "input images");
         return 1;
     }
     if (config.compressed && !format_can_compress(out_format)) {
@@ -605,11 +649,10 @@ int img_convert(int argc, char** argv) {
 
     // -B: what is in the new backing file is not copied: walk the source
     // only down to its own backing file.
-    BlockNode* base = nullptr;
-    if (config.target_has_backing && src->root()->backing() != nullptr)
-        base = src->root()->backing()->node();
+    if (config.target_has_backing && srcs[0]->root()->backing() != nullptr)
+        parts[0].base = srcs[0]->root()->backing()->node();
 
-    Converter converter(*src, base, *dst, config, meter, progress);
+    Converter converter(std::move(parts), *dst, config, meter, progress);
     int ret = converter.run();
     if (ret == 0) {
         Status flushed = dst->flush();
