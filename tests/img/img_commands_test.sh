@@ -252,6 +252,13 @@ sibling convert-err-no-files convert disk.img
 sibling convert-err-missing convert nonexist.img out2.img
 sibling convert-err-missing-progress convert -p nonexist.img out2.img
 sibling convert-o-help convert -O raw -o help
+sibling convert-err-F-raw convert -F raw disk.img out2.img
+sibling convert-err-n-o convert -n -o preallocation=full disk.img same.img
+sibling convert-err-o-comma convert -o size=1M, disk.img out2.img
+sibling convert-err-o-empty convert -o , disk.img out2.img
+sibling convert-err-cache convert -t bogus disk.img out2.img
+sibling convert-err-src-cache convert -T bogus disk.img out2.img
+sibling convert-err-m-text convert -m abc disk.img out2.img
 fresh_siblings
 sibling convert-prealloc convert -O raw -o preallocation=full disk.img out.img
 run "$WORK/c" "$QEMU_IMG" compare out.img disk.img
@@ -346,6 +353,7 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     convert-B-info convert-B-map convert-B-compare convert-W-qcow2 convert-W-qcow2-compare
     check-repair-clean check-leak check-leak-json check-corrupt check-corrupt-json
     check-repair-leaks check-repair-leaks-result check-corrupt-repair-leaks busy-qcow2-qemu-refuses
+    convert-err-B-no-F convert-err-F-no-B convert-err-concat-B-qcow2 convert-c-B convert-c-B-map
     busy-qcow2-info busy-qcow2-check busy-qcow2-map busy-qcow2-info-same)
 if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     cd "$WORK/img" || exit 1
@@ -424,6 +432,11 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     sibling convert-B-info info --output=json ob.qcow2
     sibling convert-B-map map --output=json ob.qcow2
     sibling convert-B-compare compare overlay.qcow2 ob.qcow2
+    sibling convert-err-B-no-F convert -B base.qcow2 -O qcow2 overlay.qcow2 e1.qcow2
+    sibling convert-err-F-no-B convert -F qcow2 -O qcow2 base.qcow2 e2.qcow2
+    sibling convert-err-concat-B-qcow2 convert -B base.qcow2 -O qcow2 base.qcow2 base.qcow2 e3.qcow2
+    sibling convert-c-B convert -c -B base.qcow2 -F qcow2 -O qcow2 overlay.qcow2 cb.qcow2
+    sibling convert-c-B-map map --output=json cb.qcow2
     sibling convert-W-qcow2 convert -W -m 16 -O qcow2 base.qcow2 w.qcow2
     sibling convert-W-qcow2-compare compare base.qcow2 w.qcow2
     sibling check-repair-clean check -r all base.qcow2

@@ -437,7 +437,7 @@ int img_convert(int argc, char** argv) {
                 config.compressed = true;
                 break;
             case 'o':
-                if (std::strlen(optarg) == 0 || optarg[0] == ',') {
+                if (!is_valid_option_list(optarg)) {
                     error_report(std::string("Invalid option list: ") + optarg);
                     return 1;
                 }
@@ -523,20 +523,12 @@ int img_convert(int argc, char** argv) {
         error_report("Must specify image file name");
         return 1;
     }
-    if (!backing_format.empty() && out_backing.empty()) {
-        error_report("-F requires -B");  // qemu-img: backing format without backing file
-        return 1;
-    }
     if (target_is_zero && !skip_create) {
         error_report("--target-is-zero requires use of -n flag");
         return 1;
     }
     if (skip_create && has_options) {
-        error_report("-o cannot be used with -n");
-        return 1;
-    }
-    if (config.compressed && !out_backing.empty()) {
-        error_report("Cannot use compression with a backing file");  // as qemu-img 7.2
+        error_report("-o has no effect when skipping image creation");
         return 1;
     }
     const std::string out_filename = argv[argc - 1];
@@ -578,10 +570,23 @@ int img_convert(int argc, char** argv) {
         error_report("Backing file not supported for file format '" + out_format + "'");
         return 1;
     }
+    if (!backing_format.empty() && !driver->supports_backing) {
+        error_report("Backing file format not supported for file format '" + out_format + "'");
+        return 1;
+    }
     if (sources > 1 && !out_backing.empty()) {
         error_report(
             "Having a backing file for the target makes no sense when concatenating multiple "
             "input images");
+        return 1;
+    }
+    if (!out_backing.empty() && backing_format.empty()) {
+        error_report("Use of backing file requires explicit backing format");
+        return 1;
+    }
+    if (!backing_format.empty() && out_backing.empty()) {
+        error_report(out_filename + ": error while converting " + out_format +
+                     ": Backing format cannot be used without backing file");
         return 1;
     }
     if (config.compressed && !format_can_compress(out_format)) {
@@ -594,17 +599,6 @@ int img_convert(int argc, char** argv) {
         if (!parsed) {
             error_report(parsed.error().to_string());
             return 1;
-        }
-        if (!out_backing.empty() && backing_format.empty()) {
-            // qemu-img probes the backing file's format for convert -B.
-            ImageSpec backing_spec;
-            backing_spec.filename = full_backing_filename(out_filename, out_backing);
-            backing_spec.flags.read_only = true;
-            backing_spec.flags.force_share = true;
-            backing_spec.flags.no_backing = true;
-            std::unique_ptr<BlockBackend> backing = open_image(backing_spec);
-            if (!backing) return 1;
-            backing_format = backing->root()->driver().name;
         }
         Status created = create_image(out_format, out_filename, size, std::move(*parsed),
                                       out_backing, backing_format);

@@ -58,17 +58,6 @@ bool can_create(const BlockDriver& driver) {
     return driver.co_create != nullptr && driver.create_options != nullptr;
 }
 
-// qemu-img's is_valid_option_list: not empty, not starting with ',' and not
-// ending in an odd number of commas (",," is an escaped comma).
-bool is_valid_option_list(const char* text) {
-    const size_t len = std::strlen(text);
-    if (len == 0 || text[0] == ',') return false;
-    size_t i = len;
-    while (i > 0 && text[i - 1] == ',')
-        --i;
-    return (len - i) % 2 == 0;
-}
-
 // One -o element checked the way qemu_opts_do_parse checks it: the name
 // must be in the list; sizes, numbers and booleans must parse. Strings and
 // enums pass (QEMU's create options declare enums as strings; the driver

@@ -232,6 +232,17 @@ std::string size_to_str(uint64_t value) {
     return text;
 }
 
+// qemu-img's is_valid_option_list: not empty, not starting with ',' and not
+// ending in an odd number of commas (",," is an escaped comma).
+bool is_valid_option_list(const char* text) {
+    const size_t len = std::strlen(text);
+    if (len == 0 || text[0] == ',') return false;
+    size_t i = len;
+    while (i > 0 && text[i - 1] == ',')
+        --i;
+    return (len - i) % 2 == 0;
+}
+
 bool parse_output_format(const char* text, bool* json) {
     if (std::strcmp(text, "json") == 0) {
         *json = true;

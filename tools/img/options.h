@@ -69,6 +69,10 @@ namespace coblock::img {
 // QEMU's size_to_str: "0 B", "1.32 MiB", "1e+03 KiB" (specs §0.2).
 std::string size_to_str(uint64_t value);
 
+// qemu-img's is_valid_option_list for -o: not empty, no leading ',' and no
+// odd number of trailing commas.
+bool is_valid_option_list(const char* text);
+
 // --output=human|json. Prints qemu-img's error and returns false on
 // anything else.
 bool parse_output_format(const char* text, bool* json);
