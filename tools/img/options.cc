@@ -163,7 +163,16 @@ std::optional<unsigned long> parse_ulong(const char* text) {
     return value;
 }
 
-std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
+namespace {
+
+bool is_lock_conflict(const Error& error) {
+    return error.message.find("Is another process using the image") != std::string::npos;
+}
+
+// open_image; with `lock_retry`, an image whose lock another process holds
+// is opened again with force-share after a warning (nothing else printed
+// for the first attempt).
+std::unique_ptr<BlockBackend> open_image_impl(ImageSpec spec, bool lock_retry) {
     qapi::OptionsTree options;
     std::string filename = spec.filename;
     if (spec.image_opts) {
@@ -186,7 +195,15 @@ std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
     }
     std::vector<std::string> warnings;
     Result<std::unique_ptr<BlockBackend>> blk =
-        BlockBackend::open(filename, std::move(options), spec.flags, &warnings);
+        BlockBackend::open(filename, options, spec.flags, &warnings);
+    if (!blk && lock_retry && !spec.flags.force_share && is_lock_conflict(blk.error())) {
+        warn_report("'" + spec.filename +
+                    "' is in use by another process (write lock held); opened read-only with "
+                    "force-share, the result may be inconsistent");
+        spec.flags.force_share = true;
+        warnings.clear();
+        blk = BlockBackend::open(filename, std::move(options), spec.flags, &warnings);
+    }
     std::fflush(stdout);
     for (const std::string& warning : warnings) {
         // QEMU's raw driver warns about a probed format only when the image
@@ -201,6 +218,12 @@ std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
         return nullptr;
     }
     return std::move(*blk);
+}
+
+}  // namespace
+
+std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
+    return open_image_impl(spec, false);
 }
 
 }  // namespace coblock::img
@@ -257,26 +280,7 @@ bool parse_output_format(const char* text, bool* json) {
 }
 
 std::unique_ptr<BlockBackend> open_image_for_reading(ImageSpec spec) {
-    if (!spec.flags.force_share) {
-        // Probe quietly first: only a lock conflict earns the retry.
-        qapi::OptionsTree options;
-        if (!spec.format.empty() && !spec.image_opts) options.set("driver", spec.format);
-        if (!spec.image_opts) {
-            std::vector<std::string> warnings;
-            Result<std::unique_ptr<BlockBackend>> blk =
-                BlockBackend::open(spec.filename, options, spec.flags, &warnings);
-            if (!blk && blk.error().message.find("Is another process using the image") !=
-                            std::string::npos) {
-                warn_report("'" + spec.filename +
-                            "' is in use by another process (write lock held); opened "
-                            "read-only with force-share, the result may be inconsistent");
-                spec.flags.force_share = true;
-            } else if (blk) {
-                blk->reset();  // reopened below, with the warnings printed once
-            }
-        }
-    }
-    return open_image(spec);
+    return open_image_impl(std::move(spec), true);
 }
 
 void Progress::print(float delta, int max) {
