@@ -15,17 +15,17 @@ int img_create(int argc, char** argv);
 int img_bench(int argc, char** argv);
 // info [-f fmt] [--output=ofmt] [--backing-chain] [-U] [--image-opts] filename
 int img_info(int argc, char** argv);
-// check [-q] [-f fmt] [--output=ofmt] [-r leaks|all] [-T src_cache] [-U] filename
+// check [-q] [-p] [-f fmt] [--output=ofmt] [-r leaks|all] [-T src_cache] [-U] filename
 int img_check(int argc, char** argv);
 // map [-f fmt] [--output=ofmt] [--start-offset=off] [--max-length=len] [-U] filename
 int img_map(int argc, char** argv);
-// compare [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] filename1 filename2
+// compare [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] [--output=ofmt] filename1 filename2
 int img_compare(int argc, char** argv);
 // convert [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt]
 //         [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-m num]
-//         [-W] [-U] [--target-is-zero] filename output_filename
+//         [-W] [-U] [--target-is-zero] filename [filename2 [...]] output_filename
 int img_convert(int argc, char** argv);
-// resize [-f fmt] [--preallocation=prealloc] [-q] [--shrink] filename [+ | -]size
+// resize [-f fmt] [--preallocation=prealloc] [-q] [--shrink] [--output=ofmt] filename [+ | -]size
 int img_resize(int argc, char** argv);
 
 // `-o help` for `fmt` (create and convert): print_block_option_help.
