@@ -58,47 +58,6 @@ bool can_create(const BlockDriver& driver) {
     return driver.co_create != nullptr && driver.create_options != nullptr;
 }
 
-// qemu-img's is_valid_option_list: not empty, not starting with ',' and not
-// ending in an odd number of commas (",," is an escaped comma).
-bool is_valid_option_list(const char* text) {
-    const size_t len = std::strlen(text);
-    if (len == 0 || text[0] == ',') return false;
-    size_t i = len;
-    while (i > 0 && text[i - 1] == ',')
-        --i;
-    return (len - i) % 2 == 0;
-}
-
-// print_block_option_help(): `-o help`.
-int print_create_help(const char* filename, const std::string& format) {
-    const BlockDriver* driver = find_block_driver(format);
-    if (driver == nullptr) {
-        error_report("Unknown file format '" + format + "'");
-        return 1;
-    }
-    if (!can_create(*driver)) {
-        error_report("Format driver '" + format + "' does not support image creation");
-        return 1;
-    }
-    const qapi::OptionSchema* protocol_schema = nullptr;
-    if (filename != nullptr) {
-        Result<const BlockDriver*> protocol = find_protocol(filename);
-        if (!protocol) {
-            error_report(protocol.error().to_string());
-            return 1;
-        }
-        if (!can_create(**protocol)) {
-            error_report("Protocol driver '" + (*protocol)->name +
-                         "' does not support image creation");
-            return 1;
-        }
-        protocol_schema = (*protocol)->create_options;
-    }
-    std::fputs(qapi::format_create_help(format, *driver->create_options, protocol_schema).c_str(),
-               stdout);
-    return 0;
-}
-
 // One -o element checked the way qemu_opts_do_parse checks it: the name
 // must be in the list; sizes, numbers and booleans must parse. Strings and
 // enums pass (QEMU's create options declare enums as strings; the driver
@@ -174,16 +133,6 @@ struct CreateRequest {
     bool no_backing_open = false;  // -u
     bool quiet = false;
 };
-
-// The full path of a relative backing file, seen from the new image's
-// directory (bdrv_get_full_backing_filename_from_filename).
-std::string full_backing_filename(const std::string& image, const std::string& backing) {
-    if (backing.empty() || backing[0] == '/' || qapi::split_protocol_prefix(backing))
-        return backing;
-    const size_t slash = image.rfind('/');
-    if (slash == std::string::npos) return backing;
-    return image.substr(0, slash + 1) + backing;
-}
 
 // bdrv_img_create(). Errors are returned with their text; the caller adds
 // "<filename>: ". `hint` gets a second line QEMU appends (no prefix).
@@ -297,6 +246,36 @@ Status create(CreateRequest& req, std::string* hint) {
 }
 
 }  // namespace
+
+// print_block_option_help(): `-o help`.
+int print_create_help(const char* filename, const std::string& format) {
+    const BlockDriver* driver = find_block_driver(format);
+    if (driver == nullptr) {
+        error_report("Unknown file format '" + format + "'");
+        return 1;
+    }
+    if (!can_create(*driver)) {
+        error_report("Format driver '" + format + "' does not support image creation");
+        return 1;
+    }
+    const qapi::OptionSchema* protocol_schema = nullptr;
+    if (filename != nullptr) {
+        Result<const BlockDriver*> protocol = find_protocol(filename);
+        if (!protocol) {
+            error_report(protocol.error().to_string());
+            return 1;
+        }
+        if (!can_create(**protocol)) {
+            error_report("Protocol driver '" + (*protocol)->name +
+                         "' does not support image creation");
+            return 1;
+        }
+        protocol_schema = (*protocol)->create_options;
+    }
+    std::fputs(qapi::format_create_help(format, *driver->create_options, protocol_schema).c_str(),
+               stdout);
+    return 0;
+}
 
 int img_create(int argc, char** argv) {
     static const struct option kLongOptions[] = {

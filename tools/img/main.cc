@@ -21,8 +21,10 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"bench", coblock::img::img_bench},
-    {"create", coblock::img::img_create},
+    {"bench", coblock::img::img_bench},     {"check", coblock::img::img_check},
+    {"compare", coblock::img::img_compare}, {"convert", coblock::img::img_convert},
+    {"create", coblock::img::img_create},   {"info", coblock::img::img_info},
+    {"map", coblock::img::img_map},         {"resize", coblock::img::img_resize},
 };
 
 }  // namespace

@@ -92,8 +92,21 @@ void print_help_and_exit() {
         "  bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] "
         "[-n] [--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] "
         "[-S step_size] [-t cache] [-w] [-U] [--image-opts] filename\n"
+        "  check [-q] [-p] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] "
+        "[--image-opts] filename\n"
+        "  compare [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] [--output=ofmt] "
+        "[--image-opts] "
+        "filename1 filename2\n"
+        "  convert [-c] [-p] [-q] [-n] [-U] [-W] [--target-is-zero] [-f fmt] [-t cache] "
+        "[-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] "
+        "[-S sparse_size] [-m num_coroutines] filename [filename2 [...]] output_filename\n"
         "  create [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] "
         "filename [size]\n"
+        "  info [-f fmt] [--output=ofmt] [--backing-chain] [-U] [--image-opts] filename\n"
+        "  map [-f fmt] [--output=ofmt] [--start-offset=offset] [--max-length=len] [-U] "
+        "[--image-opts] filename\n"
+        "  resize [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] "
+        "[--output=ofmt] filename [+ | -]size\n"
         "\n"
         "Command parameters:\n"
         "  'filename' is a disk image filename\n"
@@ -151,7 +164,16 @@ std::optional<unsigned long> parse_ulong(const char* text) {
     return value;
 }
 
-std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
+namespace {
+
+bool is_lock_conflict(const Error& error) {
+    return error.message.find("Is another process using the image") != std::string::npos;
+}
+
+// open_image; with `lock_retry`, an image whose lock another process holds
+// is opened again with force-share after a warning (nothing else printed
+// for the first attempt).
+std::unique_ptr<BlockBackend> open_image_impl(ImageSpec spec, bool lock_retry) {
     qapi::OptionsTree options;
     std::string filename = spec.filename;
     if (spec.image_opts) {
@@ -174,7 +196,15 @@ std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
     }
     std::vector<std::string> warnings;
     Result<std::unique_ptr<BlockBackend>> blk =
-        BlockBackend::open(filename, std::move(options), spec.flags, &warnings);
+        BlockBackend::open(filename, options, spec.flags, &warnings);
+    if (!blk && lock_retry && !spec.flags.force_share && is_lock_conflict(blk.error())) {
+        warn_report("'" + spec.filename +
+                    "' is in use by another process (write lock held); opened read-only with "
+                    "force-share, the result may be inconsistent");
+        spec.flags.force_share = true;
+        warnings.clear();
+        blk = BlockBackend::open(filename, std::move(options), spec.flags, &warnings);
+    }
     std::fflush(stdout);
     for (const std::string& warning : warnings) {
         // QEMU's raw driver warns about a probed format only when the image
@@ -189,6 +219,157 @@ std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
         return nullptr;
     }
     return std::move(*blk);
+}
+
+}  // namespace
+
+std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
+    return open_image_impl(spec, false);
+}
+
+}  // namespace coblock::img
+
+// ---- Helpers shared by info, check, map, compare, convert, resize --------
+
+#include <cmath>
+
+#include "block/io.h"
+#include "coroutine/run_sync.h"
+#include "formats/qcow/qcow_header.h"
+#include "formats/qcow2/header.h"
+#include "formats/vhdx/common.h"
+#include "formats/vhdx/metadata.h"
+#include "formats/vhdx/region_table.h"
+
+namespace coblock::img {
+
+std::string size_to_str(uint64_t value) {
+    static const char* const kSuffixes[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int exponent = 0;
+    std::frexp(static_cast<double>(value) / (1000.0 / 1024.0), &exponent);
+    int i = value == 0 ? 0 : (exponent - 1) / 10;
+    if (i < 0) i = 0;
+    if (i > 6) i = 6;
+    char text[64];
+    std::snprintf(text, sizeof text, "%0.3g %s",
+                  static_cast<double>(value) / std::ldexp(1.0, i * 10), kSuffixes[i]);
+    return text;
+}
+
+// qemu-img's is_valid_option_list: not empty, not starting with ',' and not
+// ending in an odd number of commas (",," is an escaped comma).
+bool is_valid_option_list(const char* text) {
+    const size_t len = std::strlen(text);
+    if (len == 0 || text[0] == ',') return false;
+    size_t i = len;
+    while (i > 0 && text[i - 1] == ',')
+        --i;
+    return (len - i) % 2 == 0;
+}
+
+bool parse_output_format(const char* text, bool* json) {
+    if (std::strcmp(text, "json") == 0) {
+        *json = true;
+        return true;
+    }
+    if (std::strcmp(text, "human") == 0) {
+        *json = false;
+        return true;
+    }
+    error_report("--output must be used with human or json as argument.");
+    return false;
+}
+
+std::unique_ptr<BlockBackend> open_image_for_reading(ImageSpec spec) {
+    return open_image_impl(std::move(spec), true);
+}
+
+void Progress::print(float delta, int max) {
+    if (!enabled_) return;
+    float current = max == 0 ? delta : current_ + delta / 100 * static_cast<float>(max);
+    if (current > 100) current = 100;
+    current_ = current;
+    if (current > last_print_ + min_skip_ || current == 100 || current == 0) {
+        last_print_ = current_;
+        std::printf("    (%3.2f/100%%)\r", static_cast<double>(current_));
+        std::fflush(stdout);
+    }
+}
+
+void Progress::end() {
+    if (!enabled_) return;
+    std::printf("\n");
+    std::fflush(stdout);
+}
+
+namespace {
+
+Status read_file(BdrvChild* file, uint64_t offset, std::vector<std::byte>& buf) {
+    return run_sync([&] {
+        const uint64_t size = file->node()->size();
+        const uint64_t bytes = offset >= size ? 0 : std::min<uint64_t>(buf.size(), size - offset);
+        buf.resize(bytes);
+        if (bytes == 0) return Status{};
+        return co_child_pread(file, offset, buf.data(), bytes);
+    });
+}
+
+// The VHDX block size ("cluster_size" in qemu-img info): region table copy
+// 1, then the metadata region's file parameters item.
+int64_t vhdx_block_size(BdrvChild* file) {
+    std::vector<std::byte> table_bytes(64 * 1024);
+    if (!read_file(file, vhdx::kRegionTable1Offset, table_bytes)) return 0;
+    Result<vhdx::RegionTable> table = vhdx::parse_region_table(table_bytes);
+    if (!table) return 0;
+    Result<vhdx::KnownRegions> regions = vhdx::classify_regions(*table);
+    if (!regions) return 0;
+    const uint64_t length = std::min<uint64_t>(regions->metadata.length, 4 * 1024 * 1024);
+    std::vector<std::byte> region(length);
+    if (!read_file(file, regions->metadata.file_offset, region) || region.size() != length)
+        return 0;
+    Result<vhdx::MetadataTable> metadata =
+        vhdx::parse_metadata_table(region, regions->metadata.length);
+    if (!metadata) return 0;
+    Result<vhdx::ImageMetadata> image = vhdx::parse_image_metadata_from_region(*metadata, region);
+    if (!image) return 0;
+    return image->file_parameters.block_size;
+}
+
+}  // namespace
+
+ImageFacts image_facts(BlockNode* node) {
+    ImageFacts facts;
+    const std::string& name = node->driver().name;
+    BdrvChild* file = node->file();
+    if (file == nullptr) return facts;
+    if (name == "vhdx") {
+        facts.cluster_size = vhdx_block_size(file);
+        return facts;
+    }
+    if (name != "qcow2" && name != "qcow") return facts;
+    std::vector<std::byte> head(512);
+    if (!read_file(file, 0, head)) return facts;
+    if (name == "qcow2") {
+        Result<qcow2::Header> header = qcow2::decode_header(head);
+        if (!header) return facts;
+        facts.cluster_size = int64_t{1} << header->cluster_bits;
+        facts.encrypted = header->crypt_method != qcow2::kCryptNone;
+        facts.dirty = (header->incompatible_features & qcow2::kIncompatDirty) != 0;
+    } else {
+        Result<qcow::Header> header = qcow::decode_header(head);
+        if (!header) return facts;
+        facts.cluster_size = int64_t{1} << header->cluster_bits;
+        facts.encrypted = header->crypt_method != qcow::kCryptNone;
+    }
+    return facts;
+}
+
+std::string full_backing_filename(const std::string& image, const std::string& backing) {
+    if (backing.empty() || backing[0] == '/' || qapi::split_protocol_prefix(backing))
+        return backing;
+    const size_t slash = image.rfind('/');
+    if (slash == std::string::npos) return backing;
+    return image.substr(0, slash + 1) + backing;
 }
 
 }  // namespace coblock::img

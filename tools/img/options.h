@@ -63,3 +63,57 @@ struct ImageSpec {
 std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec);
 
 }  // namespace coblock::img
+
+namespace coblock::img {
+
+// QEMU's size_to_str: "0 B", "1.32 MiB", "1e+03 KiB" (specs §0.2).
+std::string size_to_str(uint64_t value);
+
+// qemu-img's is_valid_option_list for -o: not empty, no leading ',' and no
+// odd number of trailing commas.
+bool is_valid_option_list(const char* text);
+
+// --output=human|json. Prints qemu-img's error and returns false on
+// anything else.
+bool parse_output_format(const char* text, bool* json);
+
+// Opens an image for inspection (info, check without -r, map, compare). If
+// another process holds the image's write lock, retries with force-share
+// and prints a warning that the result may be inconsistent, instead of
+// failing as qemu-img does (coblock extension).
+std::unique_ptr<BlockBackend> open_image_for_reading(ImageSpec spec);
+
+// QEMU's qemu-progress (util/qemu-progress.c): "    (xx.xx/100%)\r" on
+// stdout, printed when the value moves by more than `min_skip` or is
+// exactly 0 or 100; end() prints the final newline.
+class Progress {
+  public:
+    Progress(bool enabled, float min_skip) : enabled_(enabled), min_skip_(min_skip) {}
+    // As qemu_progress_print(delta, max): max 0 sets the value to delta,
+    // otherwise adds delta / 100 * max.
+    void print(float delta, int max);
+    void end();
+
+  private:
+    bool enabled_;
+    float min_skip_;
+    float current_ = 0;
+    float last_print_ = 0;
+};
+
+// What qemu-img info shows outside the format-specific block, which the
+// node hooks do not carry: cluster size (0 = unknown), encryption and the
+// dirty flag. Read from the image header with the pure parsers in
+// formats/ for the formats that have one; zeros for the others.
+struct ImageFacts {
+    int64_t cluster_size = 0;
+    bool encrypted = false;
+    bool dirty = false;
+};
+ImageFacts image_facts(BlockNode* node);
+
+// The path of a backing file as seen from the image that names it
+// (bdrv_get_full_backing_filename_from_filename).
+std::string full_backing_filename(const std::string& image, const std::string& backing);
+
+}  // namespace coblock::img

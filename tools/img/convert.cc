@@ -1,0 +1,663 @@
+// `coblock-img convert`: qemu-img 7.2's img_convert and its copy engine
+// (convert_iteration_sectors, convert_co_do_copy, convert_co_write,
+// is_allocated_sectors_min): the source is walked by block status through
+// its backing chain; zero and unallocated ranges are skipped on a target
+// that reads as zeros (or written as zeros), data is read in chunks of up to
+// 2 MiB by `-m` coroutines and written in order (out of order with -W),
+// compressed cluster by cluster with -c. Progress: specs §9.
+#include <getopt.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "block/create.h"
+#include "block/driver.h"
+#include "block/io.h"
+#include "coroutine/co_mutex.h"
+#include "coroutine/co_queue.h"
+#include "coroutine/coroutine.h"
+#include "coroutine/event_loop.h"
+#include "qapi/keyval.h"
+#include "tools/img/commands.h"
+#include "tools/img/options.h"
+
+namespace coblock::img {
+namespace {
+
+enum : int {
+    kOptionImageOpts = 256,
+    kOptionObject,
+    kOptionTargetImageOpts,
+    kOptionTargetIsZero,
+    kOptionSalvage,
+    kOptionBitmaps,
+};
+
+constexpr int64_t kSector = 512;
+constexpr int64_t kIoBufSectors = 2 * 1024 * 1024 / kSector;
+constexpr int kMaxCoroutines = 16;
+constexpr int64_t kMaxBufSectors = 32768;  // -S limit (16 MiB), as qemu-img
+
+enum class ChunkStatus { kData, kZero, kBackingFile };
+
+struct ConvertConfig {
+    int num_coroutines = 8;
+    bool in_order = true;
+    bool compressed = false;
+    int64_t min_sparse = 8;  // sectors; 0: write everything (-S 0)
+    bool has_zero_init = false;
+    bool target_has_backing = false;
+    int64_t cluster_sectors = 0;  // target cluster, for -c
+    int64_t alignment = 8;        // sectors, for zero detection
+};
+
+bool sector_is_zero(const std::byte* p, int64_t bytes) {
+    for (int64_t i = 0; i < bytes; ++i)
+        if (p[i] != std::byte{0}) return false;
+    return true;
+}
+
+// is_allocated_sectors: the run of sectors at the start of `buf` that are
+// all zero or all non-zero, with the end aligned as QEMU aligns it.
+bool is_allocated_sectors(const std::byte* buf, int64_t n, int64_t* pnum, int64_t sector_num,
+                          int64_t alignment) {
+    if (n <= 0) {
+        *pnum = 0;
+        return false;
+    }
+    bool is_zero = sector_is_zero(buf, kSector);
+    int64_t i = 1;
+    for (; i < n; ++i) {
+        buf += kSector;
+        if (is_zero != sector_is_zero(buf, kSector)) break;
+    }
+    if (i == n) {
+        *pnum = i;
+        return !is_zero;
+    }
+    const int64_t tail = (sector_num + i) & (alignment - 1);
+    if (tail) {
+        if (is_zero && i <= tail) is_zero = false;
+        if (!is_zero) {
+            i += alignment - tail;
+            i = std::min(i, n);
+        } else {
+            i -= tail;
+        }
+    }
+    *pnum = i;
+    return !is_zero;
+}
+
+// is_allocated_sectors_min: zero runs shorter than `min` sectors count as
+// data.
+bool is_allocated_sectors_min(const std::byte* buf, int64_t n, int64_t* pnum, int64_t min,
+                              int64_t sector_num, int64_t alignment) {
+    if (n < min) min = n;
+    if (!is_allocated_sectors(buf, n, pnum, sector_num, alignment)) return false;
+    int64_t num_used = *pnum;
+    buf += kSector * *pnum;
+    n -= *pnum;
+    sector_num += *pnum;
+    int64_t num_checked = num_used;
+    while (n > 0) {
+        const bool ret = is_allocated_sectors(buf, n, pnum, sector_num, alignment);
+        buf += kSector * *pnum;
+        n -= *pnum;
+        sector_num += *pnum;
+        num_checked += *pnum;
+        if (ret)
+            num_used = num_checked;
+        else if (*pnum >= min)
+            break;
+    }
+    *pnum = num_used;
+    return true;
+}
+
+// One source image; several are concatenated (each starts on a sector).
+struct SourcePart {
+    BlockBackend* blk = nullptr;
+    BlockNode* base = nullptr;  // block status stops here (-B)
+    int64_t start_sector = 0;
+    int64_t sectors = 0;
+    int64_t bytes = 0;
+};
+
+class Converter {
+  public:
+    Converter(std::vector<SourcePart> parts, BlockBackend& dst, const ConvertConfig& config,
+              Progress& progress, bool count_for_progress)
+        : parts_(std::move(parts)),
+          dst_(dst),
+          config_(config),
+          progress_(progress),
+          count_for_progress_(count_for_progress) {
+        const SourcePart& last = parts_.back();
+        total_sectors_ = last.start_sector + last.sectors;
+        // The target's size: the source's own for one source (it may end
+        // inside a sector), whole sectors when concatenating.
+        total_bytes_ = parts_.size() == 1 ? last.bytes : total_sectors_ * kSector;
+        buf_sectors_ = config.compressed && config.cluster_sectors > 0 ? config.cluster_sectors
+                                                                       : kIoBufSectors;
+    }
+
+    // Runs the copy; returns 0 or -errno (the error is printed).
+    int run() {
+        EventLoop& loop = dst_.loop();
+        EventLoop::Scope scope(loop);
+        // qemu-img walks the whole source once more to size the progress
+        // bar; without -p that walk is skipped.
+        bool counted = !count_for_progress_;
+        if (!counted)
+            spawn([&] {
+                count_allocated();
+                counted = true;
+            });
+        loop.run_until([&] { return counted; });
+        if (ret_ != kInProgress) return ret_;
+        const int workers = config_.num_coroutines;
+        running_ = workers;
+        for (int i = 0; i < workers; ++i)
+            spawn([this] { co_worker(); });
+        loop.run_until([this] { return running_ == 0; });
+        return ret_ == kInProgress ? 0 : ret_;
+    }
+
+  private:
+    static constexpr int kInProgress = 1;
+
+    // convert_iteration_sectors: the status and length of the run at
+    // `sector_num` (run under lock_).
+    const SourcePart& part_of(int64_t sector_num) const {
+        for (const SourcePart& part : parts_)
+            if (sector_num < part.start_sector + part.sectors) return part;
+        return parts_.back();
+    }
+
+    int64_t iteration_sectors(int64_t sector_num) {
+        const SourcePart& part = part_of(sector_num);
+        int64_t n = part.start_sector + part.sectors - sector_num;
+        if (sector_next_status_ <= sector_num) {
+            const uint64_t offset =
+                static_cast<uint64_t>((sector_num - part.start_sector) * kSector);
+            Result<BlockStatus> status =
+                co_block_status_above(part.blk->root(), part.base, offset,
+                                      static_cast<uint64_t>(std::min(
+                                          n * kSector, part.bytes - static_cast<int64_t>(offset))),
+                                      true);
+            if (!status || status->bytes == 0) {
+                const int err = status ? EIO : status.error().as_errno();
+                error_report("error while reading block status at offset " +
+                             std::to_string(offset) + ": " + std::strerror(err));
+                return -err;
+            }
+            n = static_cast<int64_t>((status->bytes + kSector - 1) / kSector);
+            if (status->flags & kStatusZero)
+                status_ = ChunkStatus::kZero;
+            else if (status->flags & kStatusData)
+                status_ = ChunkStatus::kData;
+            else
+                status_ =
+                    config_.target_has_backing ? ChunkStatus::kBackingFile : ChunkStatus::kData;
+            sector_next_status_ = sector_num + n;
+        }
+        n = std::min(n, sector_next_status_ - sector_num);
+        // What goes through the buffer is at most one buffer long (zeros
+        // too under -S 0, which writes them as data).
+        if (counts_for_progress(status_)) n = std::min(n, buf_sectors_);
+        if (config_.compressed && config_.cluster_sectors > 0) {
+            if (n < config_.cluster_sectors) {
+                n = std::min(config_.cluster_sectors, total_sectors_ - sector_num);
+                status_ = ChunkStatus::kData;
+            } else {
+                n -= n % config_.cluster_sectors;
+            }
+        }
+        return n;
+    }
+
+    bool counts_for_progress(ChunkStatus status) const {
+        return status == ChunkStatus::kData ||
+               (config_.min_sparse == 0 && status == ChunkStatus::kZero);
+    }
+
+    void count_allocated() {
+        int64_t sector = 0;
+        while (sector < total_sectors_) {
+            const int64_t n = iteration_sectors(sector);
+            if (n < 0) {
+                ret_ = static_cast<int>(n);
+                return;
+            }
+            if (counts_for_progress(status_)) allocated_sectors_ += n;
+            sector += n;
+        }
+        sector_next_status_ = 0;
+    }
+
+    int64_t byte_count(int64_t sector_num, int64_t n) const {
+        return std::min(n * kSector, total_bytes_ - sector_num * kSector);
+    }
+
+    Status write(int64_t sector_num, int64_t nb_sectors, std::byte* buf, ChunkStatus status) {
+        while (nb_sectors > 0) {
+            int64_t n = nb_sectors;
+            const uint32_t flags = config_.compressed ? uint32_t{kReqWriteCompressed} : 0u;
+            bool zero = false;
+            switch (status) {
+                case ChunkStatus::kBackingFile:
+                    break;
+                case ChunkStatus::kData:
+                    if (config_.min_sparse == 0 ||
+                        (!config_.compressed &&
+                         is_allocated_sectors_min(buf, n, &n, config_.min_sparse, sector_num,
+                                                  config_.alignment)) ||
+                        (config_.compressed && !sector_is_zero(buf, byte_count(sector_num, n)))) {
+                        const int64_t bytes = byte_count(sector_num, n);
+                        IoVector qiov(buf, static_cast<size_t>(bytes));
+                        TRY(dst_.co_pwritev(static_cast<uint64_t>(sector_num * kSector),
+                                            static_cast<uint64_t>(bytes), qiov, flags));
+                        break;
+                    }
+                    zero = true;
+                    break;
+                case ChunkStatus::kZero:
+                    zero = true;
+                    break;
+            }
+            if (zero && !config_.has_zero_init) {
+                TRY(dst_.co_pwrite_zeroes(static_cast<uint64_t>(sector_num * kSector),
+                                          static_cast<uint64_t>(byte_count(sector_num, n)),
+                                          kReqMayUnmap));
+            }
+            sector_num += n;
+            nb_sectors -= n;
+            buf += n * kSector;
+        }
+        return {};
+    }
+
+    void co_worker() {
+        AlignedBuffer buf(static_cast<size_t>(buf_sectors_ * kSector));
+        for (;;) {
+            lock_.co_lock();
+            if (ret_ != kInProgress || next_sector_ >= total_sectors_) {
+                lock_.unlock();
+                break;
+            }
+            const int64_t n = iteration_sectors(next_sector_);
+            if (n < 0) {
+                ret_ = static_cast<int>(n);
+                lock_.unlock();
+                break;
+            }
+            const int64_t sector_num = next_sector_;
+            ChunkStatus status = status_;
+            next_sector_ += n;
+            if (counts_for_progress(status)) {
+                allocated_done_ += n;
+                progress_.print(static_cast<float>(100.0 * static_cast<double>(allocated_done_) /
+                                                   static_cast<double>(allocated_sectors_)),
+                                0);
+            }
+            lock_.unlock();
+
+            const SourcePart& part = part_of(sector_num);
+            const int64_t local = (sector_num - part.start_sector) * kSector;
+            const int64_t bytes = std::min(n * kSector, part.bytes - local);
+            if (status == ChunkStatus::kData) {
+                IoVector qiov(buf.data(), static_cast<size_t>(bytes));
+                Status read = part.blk->co_preadv(static_cast<uint64_t>(local),
+                                                  static_cast<uint64_t>(bytes), qiov);
+                if (!read) {
+                    error_report("error while reading at byte " +
+                                 std::to_string(sector_num * kSector) + ": " +
+                                 std::strerror(read.error().as_errno()));
+                    if (ret_ == kInProgress) ret_ = -read.error().as_errno();
+                }
+                if (bytes < n * kSector)
+                    std::memset(buf.data() + bytes, 0, static_cast<size_t>(n * kSector - bytes));
+            } else if (config_.min_sparse == 0 && status == ChunkStatus::kZero) {
+                status = ChunkStatus::kData;
+                std::memset(buf.data(), 0, static_cast<size_t>(n * kSector));
+            }
+
+            if (config_.in_order) {
+                while (written_up_to_ != sector_num && ret_ == kInProgress)
+                    write_order_.co_wait();
+            }
+            if (ret_ == kInProgress) {
+                Status written = write(sector_num, n, buf.data(), status);
+                if (!written) {
+                    error_report("error while writing at byte " +
+                                 std::to_string(sector_num * kSector) + ": " +
+                                 std::strerror(written.error().as_errno()));
+                    if (ret_ == kInProgress) ret_ = -written.error().as_errno();
+                }
+            }
+            if (config_.in_order) {
+                written_up_to_ = sector_num + n;
+                write_order_.wake_all();
+            }
+        }
+        --running_;
+        write_order_.wake_all();  // an error must not leave others waiting
+    }
+
+    const std::vector<SourcePart> parts_;
+    BlockBackend& dst_;
+    const ConvertConfig config_;
+    Progress& progress_;
+    const bool count_for_progress_;
+    int64_t total_bytes_ = 0;
+    int64_t total_sectors_ = 0;
+    int64_t buf_sectors_ = kIoBufSectors;
+    CoMutex lock_;
+    int64_t next_sector_ = 0;
+    int64_t sector_next_status_ = 0;
+    ChunkStatus status_ = ChunkStatus::kData;
+    int64_t allocated_sectors_ = 0;
+    int64_t allocated_done_ = 0;
+    int64_t written_up_to_ = 0;
+    CoQueue write_order_;
+    int running_ = 0;
+    int ret_ = kInProgress;
+};
+
+// Formats whose driver writes compressed clusters (QEMU's
+// block_driver_can_compress), checked before anything is created.
+bool format_can_compress(const std::string& format) {
+    return format == "qcow2" || format == "qcow" || format == "vmdk";
+}
+
+int64_t pow2floor(int64_t value) {
+    int64_t p = 1;
+    while (p * 2 <= value)
+        p *= 2;
+    return p;
+}
+
+}  // namespace
+
+int img_convert(int argc, char** argv) {
+    static const struct option kLongOptions[] = {
+        {"help", no_argument, nullptr, 'h'},
+        {"object", required_argument, nullptr, kOptionObject},
+        {"image-opts", no_argument, nullptr, kOptionImageOpts},
+        {"force-share", no_argument, nullptr, 'U'},
+        {"target-image-opts", no_argument, nullptr, kOptionTargetImageOpts},
+        {"salvage", no_argument, nullptr, kOptionSalvage},
+        {"target-is-zero", no_argument, nullptr, kOptionTargetIsZero},
+        {"bitmaps", no_argument, nullptr, kOptionBitmaps},
+        {nullptr, 0, nullptr, 0},
+    };
+    ImageSpec src_spec;
+    src_spec.flags.read_only = true;
+    std::string out_format;
+    std::string options;
+    bool has_options = false;
+    std::string out_backing;
+    std::string backing_format;
+    std::string cache = "unsafe";  // qemu-img convert's default target cache
+    bool skip_create = false;
+    bool target_is_zero = false;
+    bool progress = false;
+    bool quiet = false;
+    ConvertConfig config;
+    int c;
+    while ((c = getopt_long(argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:", kLongOptions,
+                            nullptr)) != -1) {
+        switch (c) {
+            case ':':
+                missing_argument(argv[optind - 1]);
+            case '?':
+                unrecognized_option(argv[optind - 1]);
+            case 'h':
+                print_help_and_exit();
+            case 'f':
+                src_spec.format = optarg;
+                break;
+            case 'O':
+                out_format = optarg;
+                break;
+            case 'B':
+                out_backing = optarg;
+                break;
+            case 'F':
+                backing_format = optarg;
+                break;
+            case 'C':
+                break;  // copy offloading: plain copies are what we do
+            case 'c':
+                config.compressed = true;
+                break;
+            case 'o':
+                if (!is_valid_option_list(optarg)) {
+                    error_report(std::string("Invalid option list: ") + optarg);
+                    return 1;
+                }
+                if (has_options) options += ',';
+                options += optarg;
+                has_options = true;
+                break;
+            case 'l':
+                error_report("Snapshots are not supported by coblock-img convert");
+                return 1;
+            case 'S': {
+                std::optional<int64_t> value = cvtnum("buffer size for sparse output", optarg);
+                if (!value || *value % kSector != 0 || *value / kSector > kMaxBufSectors) {
+                    if (value)
+                        error_report(
+                            "Invalid buffer size for sparse output specified. Valid sizes are "
+                            "multiples of 512 up to 16777216. Select 0 to disable sparse "
+                            "detection (fully allocates output).");
+                    return 1;
+                }
+                config.min_sparse = *value / kSector;
+                break;
+            }
+            case 'p':
+                progress = true;
+                break;
+            case 't':
+                cache = optarg;
+                break;
+            case 'T':
+                if (!parse_cache_mode(optarg, src_spec.flags)) {
+                    error_report(std::string("Invalid source cache option: ") + optarg);
+                    return 1;
+                }
+                break;
+            case 'q':
+                quiet = true;
+                break;
+            case 'n':
+                skip_create = true;
+                break;
+            case 'm': {
+                std::optional<unsigned long> value = parse_ulong(optarg);
+                if (!value || *value < 1 || *value > kMaxCoroutines) {
+                    error_report(
+                        "Invalid number of coroutines. Allowed number of coroutines is "
+                        "between 1 and 16");
+                    return 1;
+                }
+                config.num_coroutines = static_cast<int>(*value);
+                break;
+            }
+            case 'W':
+                config.in_order = false;
+                break;
+            case 'U':
+                src_spec.flags.force_share = true;
+                break;
+            case 'r':
+                break;  // rate limit: accepted, not applied
+            case kOptionImageOpts:
+                src_spec.image_opts = true;
+                break;
+            case kOptionTargetImageOpts:
+                error_report("--target-image-opts is not supported by coblock-img convert");
+                return 1;
+            case kOptionTargetIsZero:
+                target_is_zero = true;
+                break;
+            case kOptionSalvage:
+            case kOptionBitmaps:
+            case kOptionObject:
+                break;
+        }
+    }
+    if (quiet) progress = false;
+    if (out_format.empty()) out_format = "raw";
+    if (has_options && qapi::has_help_option(options))
+        return print_create_help(optind < argc ? argv[argc - 1] : nullptr, out_format);
+
+    const int sources = argc - optind - 1;
+    if (sources < 1) {
+        error_report("Must specify image file name");
+        return 1;
+    }
+    if (target_is_zero && !skip_create) {
+        error_report("--target-is-zero requires use of -n flag");
+        return 1;
+    }
+    if (skip_create && has_options) {
+        error_report("-o has no effect when skipping image creation");
+        return 1;
+    }
+    const std::string out_filename = argv[argc - 1];
+
+    Progress meter(progress, 1.0f);
+    meter.print(0, 100);
+    // Every exit from here on ends the progress line, as qemu-img's "out:".
+    struct EndProgress {
+        Progress& meter;
+        ~EndProgress() { meter.end(); }
+    } end_progress{meter};
+
+    // Several sources are concatenated, each starting on a sector boundary.
+    std::vector<std::unique_ptr<BlockBackend>> srcs;
+    std::vector<SourcePart> parts;
+    int64_t total_sectors = 0;
+    for (int i = 0; i < sources; ++i) {
+        src_spec.filename = argv[optind + i];
+        std::unique_ptr<BlockBackend> src = open_image(src_spec);
+        if (!src) return 1;
+        SourcePart part;
+        part.blk = src.get();
+        part.bytes = static_cast<int64_t>(src->length());
+        part.sectors = (part.bytes + kSector - 1) / kSector;
+        part.start_sector = total_sectors;
+        total_sectors += part.sectors;
+        parts.push_back(part);
+        srcs.push_back(std::move(src));
+    }
+    const uint64_t size = sources == 1 ? static_cast<uint64_t>(parts[0].bytes)
+                                       : static_cast<uint64_t>(total_sectors * kSector);
+
+    const BlockDriver* driver = find_block_driver(out_format);
+    if (driver == nullptr) {
+        error_report("Unknown file format '" + out_format + "'");
+        return 1;
+    }
+    if (!out_backing.empty() && !driver->supports_backing) {
+        error_report("Backing file not supported for file format '" + out_format + "'");
+        return 1;
+    }
+    if (!backing_format.empty() && !driver->supports_backing) {
+        error_report("Backing file format not supported for file format '" + out_format + "'");
+        return 1;
+    }
+    if (sources > 1 && !out_backing.empty()) {
+        error_report(
+            "Having a backing file for the target makes no sense when concatenating multiple "
+            "input images");
+        return 1;
+    }
+    if (!out_backing.empty() && backing_format.empty()) {
+        error_report("Use of backing file requires explicit backing format");
+        return 1;
+    }
+    if (!backing_format.empty() && out_backing.empty()) {
+        error_report(out_filename + ": error while converting " + out_format +
+                     ": Backing format cannot be used without backing file");
+        return 1;
+    }
+    if (config.compressed && !format_can_compress(out_format)) {
+        error_report("Compression not supported for this file format");
+        return 1;
+    }
+
+    if (!skip_create) {
+        Result<qapi::OptionsTree> parsed = qapi::parse_qemu_opts(options);
+        if (!parsed) {
+            error_report(parsed.error().to_string());
+            return 1;
+        }
+        Status created = create_image(out_format, out_filename, size, std::move(*parsed),
+                                      out_backing, backing_format);
+        if (!created) {
+            error_report(out_filename + ": " + created.error().to_string());
+            return 1;
+        }
+    }
+
+    ImageSpec dst_spec;
+    dst_spec.filename = out_filename;
+    dst_spec.format = out_format;
+    if (!parse_cache_mode(cache, dst_spec.flags)) {
+        error_report("Invalid cache option: " + cache);
+        return 1;
+    }
+    std::unique_ptr<BlockBackend> dst = open_image(dst_spec);
+    if (!dst) return 1;
+    if (skip_create && dst->length() < size) {
+        error_report("output file is smaller than input file");
+        return 1;
+    }
+    if (config.compressed && !(dst->root()->supported_write_flags() & kReqWriteCompressed)) {
+        error_report("Compression not supported for this file format");
+        return 1;
+    }
+
+    config.target_has_backing = !out_backing.empty();
+    config.has_zero_init = skip_create ? target_is_zero : !config.target_has_backing;
+    const ImageFacts facts = image_facts(dst->root());
+    if (config.compressed) {
+        if (facts.cluster_size <= 0 || facts.cluster_size % kSector != 0) {
+            error_report("invalid cluster size");
+            return 1;
+        }
+        config.cluster_sectors = facts.cluster_size / kSector;
+    }
+    config.alignment = std::max<int64_t>(
+        {pow2floor(std::max<int64_t>(config.min_sparse, 1)),
+         static_cast<int64_t>(dst->root()->limits().request_alignment) / kSector, int64_t{1}});
+    config.alignment = pow2floor(config.alignment);
+
+    // -B: what is in the new backing file is not copied: walk the source
+    // only down to its own backing file.
+    if (config.target_has_backing && srcs[0]->root()->backing() != nullptr)
+        parts[0].base = srcs[0]->root()->backing()->node();
+
+    Converter converter(std::move(parts), *dst, config, meter, progress);
+    int ret = converter.run();
+    if (ret == 0) {
+        Status flushed = dst->flush();
+        if (!flushed) {
+            error_report(std::string("error while flushing: ") +
+                         std::strerror(flushed.error().as_errno()));
+            ret = -1;
+        }
+    }
+    if (ret == 0) meter.print(100, 0);
+    return ret == 0 ? 0 : 1;
+}
+
+}  // namespace coblock::img
