@@ -11,8 +11,8 @@
 # COBLOCK_FUZZ_JOBS (default 2) afl-fuzz processes at once,
 # COBLOCK_AFL_BUILD_DIR (default build-afl).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-# shellcheck source=lib.sh
+cd "$(dirname "$0")/.." || { echo "0 passed, 1 failed"; exit 1; }
+# shellcheck source=fuzz/lib.sh
 source fuzz/lib.sh
 
 seconds=${COBLOCK_FUZZ_SECONDS:-12}

@@ -9,7 +9,7 @@
 #   afl-cmin -i fuzz/out/T/default/queue -o /tmp/min -- build-afl/fuzz/fuzz_T
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=lib.sh
+# shellcheck source=fuzz/lib.sh
 source fuzz/lib.sh
 
 if (($# != 2)) || ! [[ $2 =~ ^[0-9]+$ ]]; then
