@@ -46,6 +46,14 @@ void MemoryNode::complete() {
     } while (options_.complete_now && !options_.complete_now());
 }
 
+Status MemoryNode::check_max_size(uint64_t end) const {
+    if (options_.max_size && end > options_.max_size && end > bytes_.size())
+        return make_error(ErrorKind::kNoSpace, "memory: " + std::to_string(end) +
+                                                   " bytes exceed max_size " +
+                                                   std::to_string(options_.max_size));
+    return {};
+}
+
 void MemoryNode::grow_to(uint64_t end) {
     if (end > bytes_.size()) bytes_.resize(end);
 }
@@ -68,6 +76,7 @@ Status MemoryNode::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, u
         return make_error(ErrorKind::kInternal, "memory: misaligned write buffer");
     if (!options_.growable && offset + bytes > bytes_.size())
         return make_error(ErrorKind::kNoSpace, "memory: write beyond the end");
+    TRY(check_max_size(offset + bytes));
     // Copy before yielding, as a DMA would read the buffer at submission.
     grow_to(offset + bytes);
     std::vector<std::byte> data(bytes);
@@ -82,6 +91,7 @@ Status MemoryNode::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, u
 Status MemoryNode::co_pwrite_zeroes(uint64_t offset, uint64_t bytes, uint32_t) {
     if (!options_.native_zero_writes) return unsupported_error("memory: no native zero writes");
     TRY(check_request(offset, bytes, bytes));
+    TRY(check_max_size(offset + bytes));
     complete();
     grow_to(offset + bytes);
     std::memset(bytes_.data() + offset, 0, bytes);
@@ -104,6 +114,7 @@ Status MemoryNode::co_flush() {
 Status MemoryNode::co_truncate(uint64_t size, bool, Prealloc, bool shrink_ok) {
     if (size < bytes_.size() && !shrink_ok)
         return invalid_argument("memory: shrinking needs shrink_ok");
+    TRY(check_max_size(size));
     bytes_.resize(size);
     set_size(size);
     return {};

@@ -17,6 +17,10 @@ struct MemoryNodeOptions {
     BlockLimits limits;
     bool native_zero_writes = true;  // else co_pwrite_zeroes says kUnsupported
     bool growable = true;            // writes past the end extend the buffer
+    // When non-zero, writes, zero writes and truncates that would make the
+    // buffer larger fail with kNoSpace (fuzz harnesses: a crafted table
+    // offset must not make the harness allocate terabytes).
+    uint64_t max_size = 0;
     // Called before each request completes; when set, completion waits for
     // a bottom half first (like an AIO completion). Returning false yields
     // once more, so tests can shuffle completion order.
@@ -45,6 +49,7 @@ class MemoryNode final : public BlockNode {
     Status check_request(uint64_t offset, uint64_t bytes, uint64_t qiov_size) const;
     void complete();
     void grow_to(uint64_t end);
+    Status check_max_size(uint64_t end) const;
 
     std::vector<std::byte> bytes_;
     MemoryNodeOptions options_;
