@@ -1,0 +1,114 @@
+// VHDX maintenance: growing the virtual disk (spec vhdx.md §15.2, within the
+// BAT region's capacity) and the consistency check with its repairs.
+#include "block/check.h"
+#include "block/io.h"
+#include "drivers/vhdx/vhdx_node.h"
+
+namespace coblock {
+
+using namespace vhdx;
+
+Status VhdxNode::co_truncate(uint64_t new_size, bool exact, Prealloc prealloc, bool) {
+    const uint64_t lss = metadata_.logical_sector_size;
+    if (new_size % lss) {
+        if (exact)
+            return invalid_argument("vhdx: size " + std::to_string(new_size) +
+                                    " is not a multiple of the logical sector size " +
+                                    std::to_string(lss));
+        new_size = align_up(new_size, lss);
+    }
+    if (new_size == size()) return {};
+    if (new_size < size()) return unsupported_error("vhdx: shrinking an image is not supported");
+    if (prealloc != Prealloc::kOff)
+        return unsupported_error(std::string("vhdx: unsupported preallocation mode '") +
+                                 prealloc_name(prealloc) + "'");
+    if (metadata_.file_parameters.leave_block_allocated)
+        return unsupported_error("vhdx: growing a fixed image is not supported");
+    ASSIGN_OR_RETURN(BatGeometry g,
+                     compute_bat_geometry(geometry_.block_size, lss, new_size, has_parent()));
+    if (!check_bat_region_length(g, regions_.bat.length).ok())
+        return unsupported_error("vhdx: growing to " + std::to_string(new_size) +
+                                 " bytes needs a larger BAT region (" + hex(regions_.bat.length) +
+                                 " bytes hold " +
+                                 std::to_string(regions_.bat.length / kBatEntrySize) +
+                                 " entries, " + std::to_string(g.entry_count) + " needed)");
+    if (metadata_item_size_offset_ == 0) return corrupt_error("vhdx: virtual disk size item lost");
+
+    CoMutexGuard guard(write_lock_);
+    TRY(co_begin_write(true));
+    Dirty dirty;
+    const uint64_t new_bytes =
+        std::min<uint64_t>(align_up(g.table_bytes(), kLogSectorSize), regions_.bat.length);
+    const uint64_t old_count = geometry_.entry_count;
+    if (new_bytes > bat_.size()) {
+        // Bytes of the region past the old table are reserved: read them so
+        // the sectors we log keep them, then clear the new entries.
+        const uint64_t old = bat_.size();
+        bat_.resize(new_bytes);
+        TRY(co_read_file(regions_.bat.file_offset + old, bat_.data() + old, new_bytes - old));
+    }
+    for (uint64_t i = old_count; i < g.entry_count; ++i)
+        if (load_le<uint64_t>(bat_.data() + i * kBatEntrySize) != 0)
+            set_entry(i, BatEntry{}, dirty);
+
+    // The virtual disk size item goes through the log with the BAT.
+    const uint64_t sector = align_down(metadata_item_size_offset_, kLogSectorSize);
+    SectorUpdate size_update;
+    size_update.file_offset = sector;
+    size_update.data.resize(kLogSectorSize);
+    TRY(co_read_file(sector, size_update.data.data(), kLogSectorSize));
+    if (metadata_item_size_offset_ + 8 > sector + kLogSectorSize)
+        return unsupported_error("vhdx: the virtual disk size item straddles a 4 KiB sector");
+    store_le<uint64_t>(size_update.data.data() + (metadata_item_size_offset_ - sector), new_size);
+
+    std::vector<SectorUpdate> updates;
+    for (uint64_t s : dirty.bat_sectors) {
+        SectorUpdate u;
+        u.file_offset = regions_.bat.file_offset + s * kLogSectorSize;
+        u.data.assign(bat_.begin() + s * kLogSectorSize, bat_.begin() + (s + 1) * kLogSectorSize);
+        updates.push_back(std::move(u));
+    }
+    updates.push_back(std::move(size_update));
+    TRY(co_child_flush(file_));
+    Status status = co_log_and_apply(updates);
+    if (!status.ok()) {
+        for (auto it = dirty.old_entries.rbegin(); it != dirty.old_entries.rend(); ++it)
+            store_le<uint64_t>(bat_.data() + it->first * kBatEntrySize, it->second);
+        return status;
+    }
+    geometry_ = g;
+    metadata_.virtual_disk_size = new_size;
+    set_size(new_size);
+    return {};
+}
+
+Status VhdxNode::co_check(CheckResult& result, CheckFix fix) {
+    result.image_end_offset = static_cast<int64_t>(file_size());
+    result.total_clusters = static_cast<int64_t>(geometry_.data_blocks);
+    uint64_t expected_next = 0;
+    for (uint64_t block = 0; block < geometry_.data_blocks; ++block) {
+        const BatEntry e = bat_entry(payload_bat_index(geometry_, block));
+        if (e.state != static_cast<uint8_t>(PayloadState::kFullyPresent) &&
+            e.state != static_cast<uint8_t>(PayloadState::kPartiallyPresent))
+            continue;
+        ++result.allocated_clusters;
+        if (expected_next && e.file_offset() != expected_next) ++result.fragmented_clusters;
+        expected_next = e.file_offset() + geometry_.block_size;
+    }
+    // Open already refused a BAT that points outside the file or at
+    // overlapping blocks; run the check again on the table as it is now.
+    if (!check_bat(geometry_, ByteSpan(bat_).first(geometry_.table_bytes()), file_size(), extents_)
+             .ok())
+        ++result.corruptions;
+    if (log_pending_read_only_) {
+        // Served from memory; the file still needs the replay (-r all, or
+        // any read-write open).
+        ++result.corruptions;
+    } else if (log_replayed_ && fix != CheckFix::kNone) {
+        // Replayed into the file when the image was opened for repair.
+        ++result.corruptions_fixed;
+    }
+    return {};
+}
+
+}  // namespace coblock
