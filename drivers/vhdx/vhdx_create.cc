@@ -22,6 +22,8 @@ struct VhdxCreateOptions {
     std::optional<bool> block_state_zero;
     std::optional<uint64_t> logical_sector_size;
     std::optional<uint64_t> physical_sector_size;
+    std::optional<std::string> backing_file;  // -b: a differencing image
+    std::optional<std::string> backing_fmt;
 };
 
 // QEMU's order (the "Formatting ..." line lists options in this order).
@@ -45,6 +47,10 @@ const qapi::Schema<VhdxCreateOptions> kVhdxCreateSchema(
                          qapi::kNoDefault, "Logical sector size, 512 or 4096 (coblock)."),
         qapi::size_field("physical_sector_size", &VhdxCreateOptions::physical_sector_size,
                          qapi::kNoDefault, "Physical sector size, 512 or 4096 (coblock)."),
+        qapi::string_field("backing_file", &VhdxCreateOptions::backing_file, qapi::kNoDefault,
+                           "File name of a base image"),
+        qapi::string_field("backing_fmt", &VhdxCreateOptions::backing_fmt, qapi::kNoDefault,
+                           "Image format of the base image"),
     });
 
 std::string windows_path(std::string path) {
@@ -93,6 +99,8 @@ Status co_fill_parent(CreateContext& ctx, CreateOptions& options, uint64_t* size
 
 Status co_create_vhdx(CreateContext& ctx) {
     ASSIGN_OR_RETURN(VhdxCreateOptions o, kVhdxCreateSchema.parse(ctx.options()));
+    if (ctx.backing_file().empty() && o.backing_file)
+        ctx.set_backing(*o.backing_file, o.backing_fmt.value_or(""));
     CreateOptions options;
     uint64_t size = ctx.size() ? ctx.size() : o.size;
     if (o.subformat && *o.subformat != "dynamic" && *o.subformat != "fixed")
