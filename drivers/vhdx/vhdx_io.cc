@@ -109,7 +109,14 @@ Status VhdxNode::co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint
         const uint64_t in_block = pos % bs;
         const uint64_t len = std::min(bytes - done, bs - in_block);
         IoVector piece = qiov.slice(done, len);
-        const BatEntry e = bat_entry(payload_bat_index(geometry_, block));
+        const uint64_t index = payload_bat_index(geometry_, block);
+        const BatEntry e = bat_entry(index);
+        if (!bad_entries_.empty()) {
+            if (is_bad(index)) return bad_block_error(index);
+            const uint64_t sb = sector_bitmap_bat_index(geometry_, block / geometry_.chunk_ratio);
+            if (e.state == static_cast<uint8_t>(PayloadState::kPartiallyPresent) && is_bad(sb))
+                return bad_block_error(sb);
+        }
         switch (static_cast<PayloadState>(e.state)) {
             case PayloadState::kFullyPresent:
                 TRY(co_read_file_v(e.file_offset() + in_block, len, piece));
@@ -164,7 +171,9 @@ Result<BlockStatus> VhdxNode::co_block_status(uint64_t offset, uint64_t bytes, b
     const uint64_t block = offset / bs;
     const uint64_t in_block = offset % bs;
     const uint64_t len = std::min(bytes, bs - in_block);
-    const BatEntry e = bat_entry(payload_bat_index(geometry_, block));
+    const uint64_t index = payload_bat_index(geometry_, block);
+    if (!bad_entries_.empty() && is_bad(index)) return bad_block_error(index);
+    const BatEntry e = bat_entry(index);
     BlockStatus st;
     st.bytes = len;
     switch (static_cast<PayloadState>(e.state)) {
@@ -390,6 +399,7 @@ Status VhdxNode::co_write_block_piece(uint64_t pos, uint64_t len, IoVector& piec
 }
 
 Status VhdxNode::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t) {
+    if (!bad_entries_.empty()) return bad_block_error(bad_entries_.front());
     CoMutexGuard guard(write_lock_);
     TRY(co_begin_write(true));
     Dirty dirty;
@@ -417,6 +427,7 @@ Status VhdxNode::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uin
 // partial pieces of blocks that do not already read as zeros get zeros
 // written. Fixed images keep every block allocated (spec note <6>).
 Status VhdxNode::co_pwrite_zeroes(uint64_t offset, uint64_t bytes, uint32_t) {
+    if (!bad_entries_.empty()) return bad_block_error(bad_entries_.front());
     if (metadata_.file_parameters.leave_block_allocated)
         return unsupported_error("vhdx: fixed images write zeros as data");
     CoMutexGuard guard(write_lock_);
@@ -451,6 +462,7 @@ Status VhdxNode::co_pwrite_zeroes(uint64_t offset, uint64_t bytes, uint32_t) {
 }
 
 Status VhdxNode::co_pdiscard(uint64_t offset, uint64_t bytes) {
+    if (!bad_entries_.empty()) return bad_block_error(bad_entries_.front());
     // Advisory. Only whole blocks of dynamic images are unmapped; in a
     // differencing image UNMAPPED would hide the parent, which is allowed,
     // but keeping the data is the safer choice.

@@ -1,5 +1,7 @@
 // VHDX maintenance: growing the virtual disk (spec vhdx.md §15.2, within the
 // BAT region's capacity) and the consistency check with its repairs.
+#include <algorithm>
+
 #include "block/check.h"
 #include "block/io.h"
 #include "drivers/vhdx/vhdx_node.h"
@@ -18,6 +20,7 @@ Status VhdxNode::co_truncate(uint64_t new_size, bool exact, Prealloc prealloc, b
         new_size = align_up(new_size, lss);
     }
     if (new_size == size()) return {};
+    if (!bad_entries_.empty()) return bad_block_error(bad_entries_.front());
     if (new_size < size()) return unsupported_error("vhdx: shrinking an image is not supported");
     if (prealloc != Prealloc::kOff)
         return unsupported_error(std::string("vhdx: unsupported preallocation mode '") +
@@ -82,6 +85,83 @@ Status VhdxNode::co_truncate(uint64_t new_size, bool exact, Prealloc prealloc, b
     return {};
 }
 
+std::vector<uint64_t> VhdxNode::scan_bad_entries() const {
+    struct Allocation {
+        uint64_t start, end, index;
+    };
+    std::vector<uint64_t> bad;
+    std::vector<Allocation> allocations;
+    const uint64_t fsize = file_size();
+    for (uint64_t i = 0; i < geometry_.entry_count; ++i) {
+        const BatEntry e = bat_entry(i);
+        if (!check_bat_entry(geometry_, i, e).ok()) {
+            bad.push_back(i);
+            continue;
+        }
+        uint64_t length = 0, needed = 0;
+        if (is_sector_bitmap_index(geometry_, i)) {
+            if (e.state != kSectorBitmapPresent) continue;
+            length = needed = kSectorBitmapBlockSize;
+        } else {
+            if (e.state != static_cast<uint8_t>(PayloadState::kFullyPresent) &&
+                e.state != static_cast<uint8_t>(PayloadState::kPartiallyPresent))
+                continue;
+            const uint64_t block = block_of_bat_index(geometry_, i);
+            if (block >= geometry_.data_blocks) {
+                bad.push_back(i);  // a differencing table's padding entry
+                continue;
+            }
+            length = geometry_.block_size;
+            // QEMU's fixed images end with a partial block.
+            needed = std::min(length, geometry_.virtual_disk_size - block * length);
+            if (e.state == static_cast<uint8_t>(PayloadState::kPartiallyPresent) &&
+                bat_entry(sector_bitmap_bat_index(geometry_, block / geometry_.chunk_ratio))
+                        .state != kSectorBitmapPresent) {
+                bad.push_back(i);
+                continue;
+            }
+        }
+        const uint64_t offset = e.file_offset();
+        if (offset < kHeaderSectionSize || offset + needed > fsize) {
+            bad.push_back(i);
+            continue;
+        }
+        bool hits_fixed = false;
+        for (const Extent& x : extents_)
+            if (x.length && offset < x.offset + x.length && x.offset < offset + length)
+                hits_fixed = true;
+        if (hits_fixed) {
+            bad.push_back(i);
+            continue;
+        }
+        allocations.push_back({offset, offset + length, i});
+    }
+    std::sort(allocations.begin(), allocations.end(),
+              [](const Allocation& a, const Allocation& b) { return a.start < b.start; });
+    uint64_t end = 0;
+    for (const Allocation& a : allocations) {
+        if (a.start < end)
+            bad.push_back(a.index);  // overlaps an earlier block
+        else
+            end = a.end;
+    }
+    std::sort(bad.begin(), bad.end());
+    return bad;
+}
+
+bool VhdxNode::is_bad(uint64_t index) const {
+    return std::binary_search(bad_entries_.begin(), bad_entries_.end(), index);
+}
+
+Error VhdxNode::bad_block_error(uint64_t index) const {
+    const BatEntry e = bat_entry(index);
+    return Error{ErrorKind::kCorrupt, EIO,
+                 "vhdx: BAT entry " + std::to_string(index) + " (state " + std::to_string(e.state) +
+                     ", offset " + hex(e.file_offset()) +
+                     ") points outside the file or at another object; run check -r all",
+                 std::nullopt};
+}
+
 Status VhdxNode::co_check(CheckResult& result, CheckFix fix) {
     result.image_end_offset = static_cast<int64_t>(file_size());
     result.total_clusters = static_cast<int64_t>(geometry_.data_blocks);
@@ -95,11 +175,39 @@ Status VhdxNode::co_check(CheckResult& result, CheckFix fix) {
         if (expected_next && e.file_offset() != expected_next) ++result.fragmented_clusters;
         expected_next = e.file_offset() + geometry_.block_size;
     }
-    // Open already refused a BAT that points outside the file or at
-    // overlapping blocks; run the check again on the table as it is now.
-    if (!check_bat(geometry_, ByteSpan(bat_).first(geometry_.table_bytes()), file_size(), extents_)
-             .ok())
-        ++result.corruptions;
+    const std::vector<uint64_t> bad = scan_bad_entries();
+    if (!bad.empty() && fix == CheckFix::kAll && !read_only() && !log_pending_read_only_) {
+        // Forget the bad blocks: their entries become NOT_PRESENT (with the
+        // partially present blocks that relied on a bad sector bitmap),
+        // through the log like every metadata change.
+        CoMutexGuard guard(write_lock_);
+        TRY(co_begin_write(true));
+        Dirty dirty;
+        for (uint64_t index : bad) {
+            set_entry(index, BatEntry{}, dirty);
+            if (!is_sector_bitmap_index(geometry_, index)) continue;
+            const uint64_t chunk = chunk_of_bat_index(geometry_, index);
+            for (uint64_t b = chunk * geometry_.chunk_ratio;
+                 b < std::min(geometry_.data_blocks, (chunk + 1) * geometry_.chunk_ratio); ++b) {
+                const uint64_t i = payload_bat_index(geometry_, b);
+                if (bat_entry(i).state == static_cast<uint8_t>(PayloadState::kPartiallyPresent))
+                    set_entry(i, BatEntry{}, dirty);
+            }
+            bitmaps_.erase(chunk);
+        }
+        const std::vector<uint64_t> saved = bad_entries_;
+        bad_entries_.clear();
+        Status status = co_commit(dirty);
+        if (!status.ok()) {
+            for (auto it = dirty.old_entries.rbegin(); it != dirty.old_entries.rend(); ++it)
+                store_le<uint64_t>(bat_.data() + it->first * kBatEntrySize, it->second);
+            bad_entries_ = saved;
+            return status;
+        }
+        result.corruptions_fixed += static_cast<int64_t>(bad.size());
+    } else {
+        result.corruptions += static_cast<int64_t>(bad.size());
+    }
     if (log_pending_read_only_) {
         // Served from memory; the file still needs the replay (-r all, or
         // any read-write open).

@@ -41,6 +41,7 @@ class VhdxNode final : public BlockNode {
     Result<BlockStatus> co_block_status(uint64_t offset, uint64_t bytes, bool want_zero) override;
     Status co_truncate(uint64_t size, bool exact, Prealloc prealloc, bool shrink_ok) override;
     Status co_check(CheckResult& result, CheckFix fix) override;
+    Status co_reopen(const OpenFlags& flags) override;
     nlohmann::ordered_json info_specific() override { return nullptr; }  // QEMU 7.2 prints none
     std::string backing_filename() const override { return backing_name_; }
     std::string backing_format() const override { return has_parent() ? "vhdx" : ""; }
@@ -59,6 +60,8 @@ class VhdxNode final : public BlockNode {
   private:
     // ---- open (vhdx_open.cc) ----
     Status co_replay_log(OpenContext& ctx, uint64_t file_size);
+    // Writes the replayed sequence into the file and clears the log GUID.
+    Status co_apply_replay(const std::vector<vhdx::ReplayWrite>& writes, uint64_t end);
     Status co_load_regions_and_metadata();
     Status co_load_bat();
     Status co_open_parent(OpenContext& ctx);
@@ -89,6 +92,11 @@ class VhdxNode final : public BlockNode {
     Status co_log_and_apply(const std::vector<vhdx::SectorUpdate>& updates);
 
     bool reads_as_zero_state(uint8_t state) const;
+    // BAT entries that point outside the file, into the fixed objects or at
+    // another block, or carry a state invalid for this image (sorted).
+    std::vector<uint64_t> scan_bad_entries() const;
+    bool is_bad(uint64_t index) const;
+    Error bad_block_error(uint64_t index) const;
 
     BdrvChild* file_ = nullptr;
     BdrvChild* parent_ = nullptr;
@@ -99,6 +107,9 @@ class VhdxNode final : public BlockNode {
     uint64_t metadata_item_size_offset_ = 0;  // file offset of the virtual disk size item
     vhdx::BatGeometry geometry_;
     std::vector<std::byte> bat_;  // the BAT region's first sectors, 4 KiB multiple
+    // Entries found bad at open: I/O to them fails, writes are refused until
+    // a check with repair resets them (QEMU counts them in check as well).
+    std::vector<uint64_t> bad_entries_;
     std::map<uint64_t, std::vector<std::byte>> bitmaps_;  // chunk -> 1 MiB bitmap block
     std::optional<vhdx::VhdxParentLinkage> linkage_;
     std::string backing_name_;

@@ -92,12 +92,17 @@ Status VhdxNode::co_replay_log(OpenContext& ctx, uint64_t real_size) {
         log_pending_read_only_ = true;
         return {};
     }
+    log_sequence_ = plan.next_sequence_number;
+    return co_apply_replay(plan.writes, end);
+}
+
+Status VhdxNode::co_apply_replay(const std::vector<ReplayWrite>& writes, uint64_t end) {
     // Spec §11.5: new FileWriteGuid (and DataWriteGuid) before the first
     // replay write, keeping the log GUID so a crash replays again.
     TRY(co_begin_write(true));
     if (end > file_->node()->size())
         TRY(co_child_truncate(file_, end, /*exact=*/true, Prealloc::kOff, false));
-    for (const ReplayWrite& w : plan.writes) {
+    for (const ReplayWrite& w : writes) {
         if (w.is_zero())
             TRY(co_child_pwrite_zeroes(file_, w.file_offset, w.zero_length));
         else
@@ -106,8 +111,17 @@ Status VhdxNode::co_replay_log(OpenContext& ctx, uint64_t real_size) {
     TRY(co_child_flush(file_));
     Header fields = headers_.current;
     fields.log_guid = Guid{};
-    TRY(co_update_headers(fields));
-    log_sequence_ = plan.next_sequence_number;
+    return co_update_headers(fields);
+}
+
+// Read-only -> read-write: the overlay becomes real before anything else
+// is written, as a read-write open would have done.
+Status VhdxNode::co_reopen(const OpenFlags& flags) {
+    if (flags.read_only || overlay_.empty()) return {};
+    TRY(co_apply_replay(overlay_, overlay_file_size_));
+    overlay_.clear();
+    overlay_file_size_ = 0;
+    log_pending_read_only_ = false;
     return {};
 }
 
@@ -162,8 +176,13 @@ Status VhdxNode::co_load_bat() {
         std::min<uint64_t>(align_up(geometry_.table_bytes(), kLogSectorSize), regions_.bat.length);
     bat_.assign(std::max<uint64_t>(bytes, kLogSectorSize), std::byte{0});
     TRY(co_read_file(regions_.bat.file_offset, bat_.data(), bytes));
-    return check_bat(geometry_, ByteSpan(bat_).first(geometry_.table_bytes()), file_size(),
-                     extents_);
+    if (check_bat(geometry_, ByteSpan(bat_).first(geometry_.table_bytes()), file_size(), extents_)
+            .ok())
+        return {};
+    // As QEMU under qemu-img check: open anyway, but keep away from the bad
+    // entries (EIO) and write nothing until check -r repairs them.
+    bad_entries_ = scan_bad_entries();
+    return {};
 }
 
 namespace {

@@ -372,26 +372,66 @@ TEST_F(VhdxCorruptTest, OverlappingRegionsAreRefused) {
     expect_refused("overlaps");
 }
 
-TEST_F(VhdxCorruptTest, BatEntryBeyondTheFileIsRefused) {
-    qapi::OptionsTree o;
-    o.set("block_size", "1M");
-    ASSERT_TRUE(create_vhdx(path_, 4 * kMiB, o).ok());
-    uint64_t bat_offset = 0;
-    {
-        auto blk = open_vhdx(path_, true);
-        ASSERT_TRUE(blk.ok());
-        (void)blk;
-    }
-    auto bytes = read_whole_file(path_);
+// Points BAT entry `index` at `file_offset` as FULLY_PRESENT.
+void poke_bat(const std::string& path, uint64_t index, uint64_t file_offset) {
+    auto bytes = read_whole_file(path);
     auto table = vhdx::parse_region_table(
         ByteSpan(reinterpret_cast<const std::byte*>(bytes.data()) + vhdx::kRegionTable1Offset,
                  vhdx::kRegionTableSize));
     ASSERT_TRUE(table.ok());
+    uint64_t bat_offset = 0;
     for (auto& e : table->entries)
         if (e.guid == vhdx::kBatRegionGuid) bat_offset = e.file_offset;
-    const uint64_t entry = (uint64_t{4096} << 20) | 6;  // 4 GiB: far beyond the file
-    write_at(path_, bat_offset + 8, &entry, 8);
-    expect_refused("0x");
+    ASSERT_NE(bat_offset, 0u);
+    const uint64_t entry = file_offset | 6;
+    write_at(path, bat_offset + index * 8, &entry, 8);
+}
+
+TEST_F(VhdxCorruptTest, BadBatEntriesAreReportedRefusedAndRepaired) {
+    qapi::OptionsTree o;
+    o.set("block_size", "1M");
+    ASSERT_TRUE(create_vhdx(path_, 4 * kMiB, o).ok());
+    std::vector<uint8_t> shadow(4 * kMiB, 0);
+    uint64_t block0 = 0;
+    {
+        auto blk = open_vhdx(path_, false);
+        ASSERT_TRUE(blk.ok());
+        write(**blk, shadow, 0, pattern(kMiB, 91));
+        block0 = vhdx_node(**blk)->bat_entry(0).file_offset();
+    }
+    poke_bat(path_, 1, uint64_t{4096} << 20);  // 4 GiB: far beyond the file
+    poke_bat(path_, 2, block0);                // the same space as block 0
+    const auto before = read_whole_file(path_);
+    {
+        auto blk = open_vhdx(path_, false);
+        ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+        std::vector<uint8_t> buf(4096);
+        Status s = (*blk)->pread(kMiB, buf.data(), buf.size());
+        ASSERT_FALSE(s.ok());
+        EXPECT_EQ(s.error().as_errno(), EIO);
+        EXPECT_NE(s.error().message.find("BAT entry 1"), std::string::npos) << s.error().message;
+        EXPECT_FALSE((*blk)->pwrite(3 * kMiB, buf.data(), buf.size()).ok());  // refused
+        CheckResult r;
+        ASSERT_TRUE(run_sync([&] { return (*blk)->root()->co_check(r, CheckFix::kNone); }).ok());
+        EXPECT_EQ(r.corruptions, 2);
+    }
+    EXPECT_EQ(read_whole_file(path_), before);  // nothing written without repair
+    {
+        auto blk = open_vhdx(path_, false);
+        ASSERT_TRUE(blk.ok());
+        CheckResult r;
+        ASSERT_TRUE(run_sync([&] { return (*blk)->root()->co_check(r, CheckFix::kAll); }).ok());
+        EXPECT_EQ(r.corruptions, 0);
+        EXPECT_EQ(r.corruptions_fixed, 2);
+        expect_content(**blk, shadow);  // the bad blocks now read as zeros
+        write(**blk, shadow, 2 * kMiB, pattern(4096, 92));
+    }
+    auto blk = open_vhdx(path_, true);
+    ASSERT_TRUE(blk.ok());
+    CheckResult r;
+    ASSERT_TRUE(run_sync([&] { return (*blk)->root()->co_check(r, CheckFix::kNone); }).ok());
+    EXPECT_EQ(r.corruptions, 0);
+    expect_content(**blk, shadow);
 }
 
 // ---- Log replay after a crash ---------------------------------------------------
@@ -455,6 +495,24 @@ TEST_F(VhdxReplayTest, ReadWriteOpenReplaysAndClearsTheLog) {
     ASSERT_TRUE(blk.ok());
     EXPECT_FALSE(vhdx_node(**blk)->log_replayed());
     expect_content(**blk, shadow);
+}
+
+TEST_F(VhdxReplayTest, ReopenReadWriteReplaysTheOverlay) {
+    std::vector<uint8_t> shadow;
+    crash_after_log_write(kMiB + 4096, pattern(4096, 55), shadow);
+    auto blk = open_vhdx(path_, true);
+    ASSERT_TRUE(blk.ok());
+    ASSERT_TRUE(vhdx_node(**blk)->log_in_overlay());
+    Status s = run_sync([&] { return co_reopen((*blk)->root(), false); });
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    EXPECT_FALSE(vhdx_node(**blk)->log_in_overlay());
+    EXPECT_TRUE(vhdx_node(**blk)->header().log_guid.is_zero());
+    expect_content(**blk, shadow);
+    blk->reset();
+    auto again = open_vhdx(path_, true);
+    ASSERT_TRUE(again.ok());
+    EXPECT_FALSE(vhdx_node(**again)->log_replayed());
+    expect_content(**again, shadow);
 }
 
 TEST_F(VhdxReplayTest, CrashBeforeTheLogLosesOnlyTheUnpublishedWrite) {
