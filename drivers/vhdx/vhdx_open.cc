@@ -18,6 +18,11 @@ namespace {
 // Hyper-V use 1 MiB logs.
 constexpr uint64_t kMaxReplayLogLength = 8 * kMiB;
 
+// Parents open recursively on the opener's coroutine stack; a locator that
+// points back into its own chain would recurse forever.
+constexpr int kMaxParentDepth = 32;
+thread_local int t_parent_depth = 0;
+
 }  // namespace
 
 Guid random_vhdx_guid() {
@@ -237,8 +242,15 @@ Status VhdxNode::co_open_parent(OpenContext& ctx) {
         return make_error(ErrorKind::kNotFound,
                           "vhdx: cannot find the parent image (tried " + list + ")");
     }
-    ASSIGN_OR_RETURN(parent_, ctx.co_open_child(*this, "backing", kRoleBacking, chosen,
-                                                /*probe_format=*/true, "vhdx"));
+    if (t_parent_depth >= kMaxParentDepth)
+        return invalid_argument("vhdx: differencing chain deeper than " +
+                                std::to_string(kMaxParentDepth) + " images at " + chosen +
+                                " (does a parent locator point back into the chain?)");
+    ++t_parent_depth;
+    auto opened = ctx.co_open_child(*this, "backing", kRoleBacking, chosen,
+                                    /*probe_format=*/true, "vhdx");
+    --t_parent_depth;
+    ASSIGN_OR_RETURN(parent_, std::move(opened));
     auto* parent = dynamic_cast<VhdxNode*>(parent_->node());
     if (!parent)
         return invalid_argument("vhdx: the parent of a differencing image must be a vhdx image");

@@ -285,6 +285,22 @@ TEST_F(VhdxDriverTest, DifferencingChainOfThree) {
     }
 }
 
+TEST_F(VhdxDriverTest, ParentLoopIsRefused) {
+    // b's parent is a; then a is replaced by a child of b: a -> b -> a.
+    const std::string a = dir_.path("a.vhdx");
+    const std::string b = dir_.path("b.vhdx");
+    ASSERT_TRUE(create_vhdx(a, 2 * kMiB).ok());
+    ASSERT_TRUE(create_vhdx(b, 0, {}, "a.vhdx").ok());
+    ASSERT_TRUE(create_vhdx(dir_.path("a2.vhdx"), 0, {}, "b.vhdx").ok());
+    // The replacement carries its own DataWriteGuid; b's linkage no longer
+    // matches, but the loop must be caught (or the linkage checked) without
+    // recursing forever.
+    std::filesystem::rename(dir_.path("a2.vhdx"), a);
+    auto blk = open_vhdx(b, true);
+    ASSERT_FALSE(blk.ok());
+    EXPECT_NE(blk.error().message.find("deeper than"), std::string::npos) << blk.error().message;
+}
+
 TEST_F(VhdxDriverTest, GrowKeepsDataAndReadsZerosBeyond) {
     qapi::OptionsTree o;
     o.set("block_size", "1M");
