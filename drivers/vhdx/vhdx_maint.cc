@@ -25,8 +25,6 @@ Status VhdxNode::co_truncate(uint64_t new_size, bool exact, Prealloc prealloc, b
     if (prealloc != Prealloc::kOff)
         return unsupported_error(std::string("vhdx: unsupported preallocation mode '") +
                                  prealloc_name(prealloc) + "'");
-    if (metadata_.file_parameters.leave_block_allocated)
-        return unsupported_error("vhdx: growing a fixed image is not supported");
     ASSIGN_OR_RETURN(BatGeometry g,
                      compute_bat_geometry(geometry_.block_size, lss, new_size, has_parent()));
     if (!check_bat_region_length(g, regions_.bat.length).ok())
@@ -53,6 +51,34 @@ Status VhdxNode::co_truncate(uint64_t new_size, bool exact, Prealloc prealloc, b
     for (uint64_t i = old_count; i < g.entry_count; ++i)
         if (load_le<uint64_t>(bat_.data() + i * kBatEntrySize) != 0)
             set_entry(i, BatEntry{}, dirty);
+
+    // The old last block's bytes past the old end become visible: make
+    // them zeros (a block may hold anything there).
+    const uint64_t bs = geometry_.block_size;
+    const uint64_t old_size = size();
+    if (old_size % bs) {
+        const uint64_t last = old_size / bs;
+        const BatEntry e = bat_entry(payload_bat_index(geometry_, last));
+        if (e.state == static_cast<uint8_t>(PayloadState::kFullyPresent) ||
+            e.state == static_cast<uint8_t>(PayloadState::kPartiallyPresent)) {
+            const uint64_t tail = e.file_offset() + old_size % bs;
+            const uint64_t block_end = e.file_offset() + bs;
+            const uint64_t fsize = file_->node()->size();
+            if (block_end > fsize)  // QEMU's fixed images end inside their last block
+                TRY(co_child_truncate(file_, block_end, true, Prealloc::kOff, false));
+            else if (tail < block_end)
+                TRY(co_child_pwrite_zeroes(file_, tail, block_end - tail));
+        }
+    }
+    // Fixed images keep every block allocated (spec note <6>).
+    if (metadata_.file_parameters.leave_block_allocated) {
+        for (uint64_t b = geometry_.data_blocks; b < g.data_blocks; ++b) {
+            ASSIGN_OR_RETURN(uint64_t offset, co_allocate(bs));
+            set_entry(payload_bat_index(g, b),
+                      make_bat_entry(static_cast<uint8_t>(PayloadState::kFullyPresent), offset),
+                      dirty);
+        }
+    }
 
     // The virtual disk size item goes through the log with the BAT.
     const uint64_t sector = align_down(metadata_item_size_offset_, kLogSectorSize);

@@ -323,6 +323,28 @@ TEST_F(VhdxDriverTest, GrowKeepsDataAndReadsZerosBeyond) {
     expect_content(**blk, shadow);
 }
 
+TEST_F(VhdxDriverTest, GrowFixedAllocatesTheNewBlocks) {
+    qapi::OptionsTree o;
+    o.set("block_size", "1M");
+    o.set("subformat", "fixed");
+    ASSERT_TRUE(create_vhdx(path_, 2 * kMiB + 512, o).ok());
+    std::vector<uint8_t> shadow(2 * kMiB + 512, 0);
+    {
+        auto blk = open_vhdx(path_, false);
+        ASSERT_TRUE(blk.ok());
+        write(**blk, shadow, 0, pattern(2 * kMiB + 512, 33));
+        Status s = (*blk)->truncate(4 * kMiB, true, Prealloc::kOff);
+        ASSERT_TRUE(s.ok()) << s.error().to_string();
+        shadow.resize(4 * kMiB, 0);
+        expect_content(**blk, shadow);
+        for (uint64_t b = 0; b < 4; ++b)
+            EXPECT_EQ(vhdx_node(**blk)->bat_entry(b).state, 6) << b;
+    }
+    auto blk = open_vhdx(path_, true);
+    ASSERT_TRUE(blk.ok());
+    expect_content(**blk, shadow);
+}
+
 TEST_F(VhdxDriverTest, CheckCountsAllocatedBlocks) {
     qapi::OptionsTree o;
     o.set("block_size", "1M");
