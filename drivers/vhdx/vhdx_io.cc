@@ -249,33 +249,58 @@ Status VhdxNode::co_log_and_apply(const std::vector<SectorUpdate>& updates) {
             return make_error(ErrorKind::kNoSpace, "vhdx: log of " + std::to_string(log_length) +
                                                        " bytes is too small for one update");
         std::span<const SectorUpdate> batch(updates.data() + next, count);
-        // A fresh log GUID makes every older entry in the ring invalid, so
-        // the entry can always go to the start of the log.
-        Header fields = headers_.current;
-        fields.log_guid = random_vhdx_guid();
-        TRY(co_update_headers(fields));
+        if (!log_open_) {
+            // A fresh log GUID makes every older entry in the ring invalid.
+            Header fields = headers_.current;
+            fields.log_guid = random_vhdx_guid();
+            TRY(co_update_headers(fields));
+            log_open_ = true;
+            log_position_ = 0;
+        }
         const uint64_t fsize = file_->node()->size();
         LogEntryParams params;
-        params.log_guid = fields.log_guid;
+        params.log_guid = headers_.current.log_guid;
         params.sequence_number = log_sequence_++;
-        params.tail = 0;
+        // Every earlier entry is applied: each entry is its own sequence,
+        // and the newest (highest sequence number) is the one replayed.
+        params.tail = static_cast<uint32_t>(log_position_);
         params.flushed_file_offset = align_down(fsize, kMiB);
         params.last_file_offset = align_up(fsize, kMiB);
         ASSIGN_OR_RETURN(std::vector<std::byte> entry, build_log_entry(params, batch));
         ASSIGN_OR_RETURN(std::vector<LogWrite> log_writes,
-                         place_log_entry(log_offset, log_length, 0, ByteSpan(entry)));
+                         place_log_entry(log_offset, log_length, log_position_, ByteSpan(entry)));
         for (const LogWrite& w : log_writes)
             TRY(co_child_pwrite(file_, w.file_offset, w.bytes.data(), w.bytes.size()));
         TRY(co_child_flush(file_));
+        log_position_ = (log_position_ + entry.size()) % log_length;
         for (const SectorUpdate& u : batch)
             TRY(co_child_pwrite(file_, u.file_offset, u.data.data(), u.data.size()));
         TRY(co_child_flush(file_));
-        fields = headers_.current;
-        fields.log_guid = Guid{};
-        TRY(co_update_headers(fields));
         next += count;
     }
     return {};
+}
+
+// Spec §11.7: every entry is applied, so the log is emptied by clearing the
+// GUID. Done at flush and close, the boundaries other programs (QEMU
+// refuses read-only opens of a file with a live log) may observe.
+Status VhdxNode::co_empty_log() {
+    if (!log_open_) return {};
+    Header fields = headers_.current;
+    fields.log_guid = Guid{};
+    TRY(co_update_headers(fields));
+    log_open_ = false;
+    return {};
+}
+
+Status VhdxNode::co_flush() {
+    CoMutexGuard guard(write_lock_);
+    return co_empty_log();
+}
+
+Status VhdxNode::co_close() {
+    CoMutexGuard guard(write_lock_);
+    return co_empty_log();
 }
 
 // ---- Allocation and metadata updates -------------------------------------------------

@@ -42,6 +42,8 @@ class VhdxNode final : public BlockNode {
     Status co_truncate(uint64_t size, bool exact, Prealloc prealloc, bool shrink_ok) override;
     Status co_check(CheckResult& result, CheckFix fix) override;
     Status co_reopen(const OpenFlags& flags) override;
+    Status co_flush() override;
+    Status co_close() override;
     nlohmann::ordered_json info_specific() override { return nullptr; }  // QEMU 7.2 prints none
     std::string backing_filename() const override { return backing_name_; }
     std::string backing_format() const override { return has_parent() ? "vhdx" : ""; }
@@ -88,8 +90,10 @@ class VhdxNode final : public BlockNode {
     void set_entry(uint64_t index, const vhdx::BatEntry& entry, Dirty& dirty);
     Status co_write_block_piece(uint64_t offset, uint64_t bytes, IoVector& qiov, Dirty& dirty);
     Status co_commit(Dirty& dirty);
-    // Logs the sector updates, applies them and empties the log again.
+    // Logs the sector updates (entry durable), then applies them (durable).
+    // The log stays live (GUID set) until co_empty_log.
     Status co_log_and_apply(const std::vector<vhdx::SectorUpdate>& updates);
+    Status co_empty_log();
 
     bool reads_as_zero_state(uint8_t state) const;
     // BAT entries that point outside the file, into the fixed objects or at
@@ -128,6 +132,8 @@ class VhdxNode final : public BlockNode {
     bool file_guid_done_ = false;
     bool data_guid_done_ = false;
     uint64_t log_sequence_ = 1;
+    bool log_open_ = false;      // our log GUID is in the header
+    uint64_t log_position_ = 0;  // where the next entry goes
     CoMutex write_lock_;
 };
 

@@ -90,7 +90,7 @@ TEST_F(VhdxDriverTest, DynamicWritesPersistAndReadOnlyOpenLeavesTheFile) {
         write(**blk, shadow, 3 * kMiB, pattern(2 * kMiB, 3));  // whole blocks
         write(**blk, shadow, 8 * kMiB - 512, pattern(512, 4));
         expect_content(**blk, shadow);
-        // Pure reads later in a session do not rewrite anything.
+        ASSERT_TRUE((*blk)->flush().ok());
         EXPECT_TRUE(vhdx_node(**blk)->header().log_guid.is_zero());
     }
     const auto before = read_whole_file(path_);
@@ -122,6 +122,9 @@ TEST_F(VhdxDriverTest, FirstWriteChangesFileAndDataWriteGuids) {
         ASSERT_TRUE(blk.ok());
         auto data = pattern(512, 9);
         ASSERT_TRUE((*blk)->pwrite(0, data.data(), data.size()).ok());
+        // The log stays live until the next flush (entries are applied).
+        EXPECT_FALSE(vhdx_node(**blk)->header().log_guid.is_zero());
+        ASSERT_TRUE((*blk)->flush().ok());
         h1 = vhdx_node(**blk)->header();
     }
     EXPECT_NE(h0.file_write_guid, h1.file_write_guid);
