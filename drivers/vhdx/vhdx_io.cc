@@ -14,6 +14,11 @@ namespace coblock {
 
 using namespace vhdx;
 
+namespace {
+// Cached sector bitmap chunks (1 MiB each).
+constexpr size_t kMaxCachedBitmaps = 16;
+}  // namespace
+
 // ---- File access -------------------------------------------------------------
 
 uint64_t VhdxNode::file_size() const {
@@ -65,18 +70,26 @@ Status VhdxNode::co_read_parent(uint64_t offset, uint64_t bytes, IoVector& qiov)
     return {};
 }
 
-Result<std::vector<std::byte>*> VhdxNode::co_bitmap(uint64_t chunk) {
+Result<VhdxNode::Bitmap> VhdxNode::co_bitmap(uint64_t chunk) {
     auto it = bitmaps_.find(chunk);
-    if (it != bitmaps_.end()) return &it->second;
+    if (it != bitmaps_.end()) return it->second;
     const uint64_t index = sector_bitmap_bat_index(geometry_, chunk);
     const BatEntry e = bat_entry(index);
-    std::vector<std::byte> bitmap(kSectorBitmapBlockSize);
+    auto bitmap = std::make_shared<std::vector<std::byte>>(kSectorBitmapBlockSize);
     if (e.state == kSectorBitmapPresent)
-        TRY(co_read_file(e.file_offset(), bitmap.data(), bitmap.size()));
+        TRY(co_read_file(e.file_offset(), bitmap->data(), bitmap->size()));
     else if (e.state != kSectorBitmapNotPresent)
         return corrupt_error("vhdx: sector bitmap entry " + std::to_string(index) +
                              " has reserved state " + std::to_string(e.state));
-    return &bitmaps_.emplace(chunk, std::move(bitmap)).first->second;
+    // Another request may have loaded it while we read.
+    it = bitmaps_.find(chunk);
+    if (it != bitmaps_.end()) return it->second;
+    // Bound the cache (1 MiB per chunk): drop another chunk's copy; users
+    // keep theirs alive through the shared pointer.
+    while (bitmaps_.size() >= kMaxCachedBitmaps)
+        bitmaps_.erase(bitmaps_.begin());
+    bitmaps_.emplace(chunk, bitmap);
+    return bitmap;
 }
 
 bool VhdxNode::bitmap_bit(const std::vector<std::byte>& bitmap, uint64_t sector) const {
@@ -122,8 +135,7 @@ Status VhdxNode::co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint
                 TRY(co_read_file_v(e.file_offset() + in_block, len, piece));
                 break;
             case PayloadState::kPartiallyPresent: {
-                ASSIGN_OR_RETURN(std::vector<std::byte> * bitmap,
-                                 co_bitmap(pos / geometry_.chunk_size));
+                ASSIGN_OR_RETURN(Bitmap bitmap, co_bitmap(pos / geometry_.chunk_size));
                 uint64_t s = 0;
                 while (s < len) {
                     const uint64_t sector = ((pos + s) / lss) % kSectorsPerChunk;
@@ -183,8 +195,7 @@ Result<BlockStatus> VhdxNode::co_block_status(uint64_t offset, uint64_t bytes, b
             st.file = file_->node();
             break;
         case PayloadState::kPartiallyPresent: {
-            ASSIGN_OR_RETURN(std::vector<std::byte> * bitmap,
-                             co_bitmap(offset / geometry_.chunk_size));
+            ASSIGN_OR_RETURN(Bitmap bitmap, co_bitmap(offset / geometry_.chunk_size));
             const uint64_t sector = (offset / lss) % kSectorsPerChunk;
             const bool here = bitmap_bit(*bitmap, sector);
             uint64_t run = lss;
@@ -328,7 +339,7 @@ Status VhdxNode::co_commit(Dirty& dirty) {
     std::vector<SectorUpdate> updates;
     for (const auto& [chunk, sectors] : dirty.bitmap_sectors) {
         const BatEntry sb = bat_entry(sector_bitmap_bat_index(geometry_, chunk));
-        const std::vector<std::byte>& bitmap = bitmaps_.at(chunk);
+        const std::vector<std::byte>& bitmap = *dirty.bitmaps.at(chunk);
         for (uint64_t s : sectors) {
             SectorUpdate u;
             u.file_offset = sb.file_offset() + s * kLogSectorSize;
@@ -346,7 +357,20 @@ Status VhdxNode::co_commit(Dirty& dirty) {
     // The payload (and fresh bitmap blocks) must be stable before the
     // metadata that publishes them.
     TRY(co_child_flush(file_));
-    return co_log_and_apply(updates);
+    TRY(co_log_and_apply(updates));
+    // The written copies are now the truth, even if a reader dropped and
+    // reloaded a chunk meanwhile.
+    for (const auto& [chunk, bitmap] : dirty.bitmaps)
+        bitmaps_[chunk] = bitmap;
+    return {};
+}
+
+void VhdxNode::rollback(Dirty& dirty) {
+    for (auto it = dirty.old_entries.rbegin(); it != dirty.old_entries.rend(); ++it)
+        store_le<uint64_t>(bat_.data() + it->first * kBatEntrySize, it->second);
+    // Bits set for data that was never published: reload from the file.
+    for (const auto& [chunk, bitmap] : dirty.bitmaps)
+        bitmaps_.erase(chunk);
 }
 
 // Writes one piece that lies inside one block, allocating as the block's
@@ -360,7 +384,9 @@ Status VhdxNode::co_write_block_piece(uint64_t pos, uint64_t len, IoVector& piec
     const BatEntry e = bat_entry(index);
     const auto state = static_cast<PayloadState>(e.state);
 
-    auto set_bits = [&](std::vector<std::byte>& bitmap, uint64_t chunk) {
+    auto set_bits = [&](const Bitmap& shared, uint64_t chunk) {
+        dirty.bitmaps[chunk] = shared;
+        std::vector<std::byte>& bitmap = *shared;
         const uint64_t first = (pos / lss) % kSectorsPerChunk;
         const uint64_t count = len / lss;
         for (uint64_t s = first; s < first + count; ++s)
@@ -380,8 +406,8 @@ Status VhdxNode::co_write_block_piece(uint64_t pos, uint64_t len, IoVector& piec
         TRY(co_child_pwritev(file_, e.file_offset() + in_block, len, piece));
         if (state == PayloadState::kPartiallyPresent) {
             const uint64_t chunk = pos / geometry_.chunk_size;
-            ASSIGN_OR_RETURN(std::vector<std::byte> * bitmap, co_bitmap(chunk));
-            set_bits(*bitmap, chunk);
+            ASSIGN_OR_RETURN(Bitmap bitmap, co_bitmap(chunk));
+            set_bits(bitmap, chunk);
         }
         return {};
     }
@@ -397,18 +423,17 @@ Status VhdxNode::co_write_block_piece(uint64_t pos, uint64_t len, IoVector& piec
         // present block whose sector bitmap marks the written sectors.
         const uint64_t chunk = pos / geometry_.chunk_size;
         const uint64_t sb_index = sector_bitmap_bat_index(geometry_, chunk);
+        // Taken before the bitmap block exists: all zero, every sector from
+        // the parent; the new block is the file's zero extension, and the
+        // sectors we set bits in go through the log.
+        ASSIGN_OR_RETURN(Bitmap bitmap, co_bitmap(chunk));
         if (bat_entry(sb_index).state != kSectorBitmapPresent) {
-            ASSIGN_OR_RETURN(std::vector<std::byte> * bitmap, co_bitmap(chunk));
-            (void)bitmap;  // all zero: every sector from the parent
             ASSIGN_OR_RETURN(uint64_t sb_offset, co_allocate(kSectorBitmapBlockSize));
             set_entry(sb_index, make_bat_entry(kSectorBitmapPresent, sb_offset), dirty);
-            // The whole bitmap block is new: log every sector we will touch,
-            // the rest is the zero extension.
         }
         ASSIGN_OR_RETURN(uint64_t offset, co_allocate(bs));
         TRY(co_child_pwritev(file_, offset + in_block, len, piece));
-        ASSIGN_OR_RETURN(std::vector<std::byte> * bitmap, co_bitmap(chunk));
-        set_bits(*bitmap, chunk);
+        set_bits(bitmap, chunk);
         set_entry(index,
                   make_bat_entry(static_cast<uint8_t>(PayloadState::kPartiallyPresent), offset),
                   dirty);
@@ -439,12 +464,8 @@ Status VhdxNode::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uin
         done += len;
     }
     if (status.ok()) status = co_commit(dirty);
-    if (!status.ok()) {
-        // Nothing was published: restore the in-memory table.
-        for (auto it = dirty.old_entries.rbegin(); it != dirty.old_entries.rend(); ++it)
-            store_le<uint64_t>(bat_.data() + it->first * kBatEntrySize, it->second);
-        bitmaps_.clear();
-    }
+    // Nothing was published: restore the in-memory state.
+    if (!status.ok()) rollback(dirty);
     return status;
 }
 
@@ -478,11 +499,7 @@ Status VhdxNode::co_pwrite_zeroes(uint64_t offset, uint64_t bytes, uint32_t) {
         done += len;
     }
     if (status.ok()) status = co_commit(dirty);
-    if (!status.ok()) {
-        for (auto it = dirty.old_entries.rbegin(); it != dirty.old_entries.rend(); ++it)
-            store_le<uint64_t>(bat_.data() + it->first * kBatEntrySize, it->second);
-        bitmaps_.clear();
-    }
+    if (!status.ok()) rollback(dirty);
     return status;
 }
 

@@ -75,7 +75,10 @@ class VhdxNode final : public BlockNode {
     Status co_read_file(uint64_t offset, void* buf, size_t bytes);
     Status co_read_file_v(uint64_t offset, uint64_t bytes, IoVector& qiov);
     Status co_read_parent(uint64_t offset, uint64_t bytes, IoVector& qiov);
-    Result<std::vector<std::byte>*> co_bitmap(uint64_t chunk);
+    // A chunk's 1 MiB sector bitmap, cached (a bounded number of chunks).
+    // Shared so a cached copy can be dropped while a request still uses it.
+    using Bitmap = std::shared_ptr<std::vector<std::byte>>;
+    Result<Bitmap> co_bitmap(uint64_t chunk);
     bool bitmap_bit(const std::vector<std::byte>& bitmap, uint64_t sector_in_chunk) const;
 
     // ---- write machinery (vhdx_io.cc) ----
@@ -83,6 +86,7 @@ class VhdxNode final : public BlockNode {
         std::set<uint64_t> bat_sectors;                          // 4 KiB sector numbers of the BAT
         std::map<uint64_t, std::set<uint64_t>> bitmap_sectors;   // chunk -> sector numbers
         std::vector<std::pair<uint64_t, uint64_t>> old_entries;  // (index, raw) for rollback
+        std::map<uint64_t, std::shared_ptr<std::vector<std::byte>>> bitmaps;  // chunk -> modified
     };
     Status co_begin_write(bool user_visible);
     Status co_update_headers(const vhdx::Header& fields);
@@ -90,6 +94,8 @@ class VhdxNode final : public BlockNode {
     void set_entry(uint64_t index, const vhdx::BatEntry& entry, Dirty& dirty);
     Status co_write_block_piece(uint64_t offset, uint64_t bytes, IoVector& qiov, Dirty& dirty);
     Status co_commit(Dirty& dirty);
+    // Undoes the in-memory effects of a write that failed before commit.
+    void rollback(Dirty& dirty);
     // Logs the sector updates (entry durable), then applies them (durable).
     // The log stays live (GUID set) until co_empty_log.
     Status co_log_and_apply(const std::vector<vhdx::SectorUpdate>& updates);
@@ -114,7 +120,7 @@ class VhdxNode final : public BlockNode {
     // Entries found bad at open: I/O to them fails, writes are refused until
     // a check with repair resets them (QEMU counts them in check as well).
     std::vector<uint64_t> bad_entries_;
-    std::map<uint64_t, std::vector<std::byte>> bitmaps_;  // chunk -> 1 MiB bitmap block
+    std::map<uint64_t, Bitmap> bitmaps_;  // chunk -> 1 MiB bitmap block
     std::optional<vhdx::VhdxParentLinkage> linkage_;
     std::string backing_name_;
 

@@ -261,6 +261,47 @@ TEST_F(VhdxDriverTest, DifferencingReadsFallThroughAndWritesStayInTheChild) {
     EXPECT_EQ(missing.error().kind, ErrorKind::kNotFound);
 }
 
+TEST_F(VhdxDriverTest, DifferencingAcrossManyChunks) {
+    // 18 chunks of 4 GiB: more sector bitmaps than the driver caches.
+    constexpr uint64_t kChunk = uint64_t{4} << 30;
+    constexpr int kChunks = 18;
+    const std::string parent = dir_.path("big.vhdx");
+    qapi::OptionsTree o;
+    o.set("block_size", "1M");
+    ASSERT_TRUE(create_vhdx(parent, kChunks * kChunk, o).ok());
+    {
+        auto blk = open_vhdx(parent, false);
+        ASSERT_TRUE(blk.ok());
+        for (int c = 0; c < kChunks; ++c) {
+            auto data = pattern(16384, 100 + c);
+            ASSERT_TRUE((*blk)->pwrite(c * kChunk, data.data(), data.size()).ok());
+        }
+    }
+    ASSERT_TRUE(create_vhdx(path_, 0, o, "big.vhdx").ok());
+    auto expect = [&](BlockBackend& blk) {
+        for (int c = 0; c < kChunks; ++c) {
+            auto want = pattern(16384, 100 + c);
+            auto mine = pattern(512, 200 + c);
+            std::memcpy(want.data() + 4096, mine.data(), 512);
+            std::vector<uint8_t> got(16384);
+            ASSERT_TRUE(blk.pread(c * kChunk, got.data(), got.size()).ok());
+            ASSERT_TRUE(got == want) << "chunk " << c;
+        }
+    };
+    {
+        auto blk = open_vhdx(path_, false);
+        ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+        for (int c = 0; c < kChunks; ++c) {
+            auto mine = pattern(512, 200 + c);
+            ASSERT_TRUE((*blk)->pwrite(c * kChunk + 4096, mine.data(), mine.size()).ok());
+        }
+        expect(**blk);
+    }
+    auto blk = open_vhdx(path_, true);
+    ASSERT_TRUE(blk.ok());
+    expect(**blk);
+}
+
 TEST_F(VhdxDriverTest, DifferencingChainOfThree) {
     qapi::OptionsTree o;
     o.set("block_size", "1M");
