@@ -445,6 +445,37 @@ TEST_F(VhdxCorruptTest, UnknownRequiredRegionIsRefusedByGuid) {
     expect_refused("12345678-9abc-def0-1122-334455667788");
 }
 
+TEST_F(VhdxCorruptTest, UnknownRequiredMetadataItemIsRefusedByGuid) {
+    ASSERT_TRUE(create_vhdx(path_, 4 * kMiB).ok());
+    auto bytes = read_whole_file(path_);
+    auto table = vhdx::parse_region_table(
+        ByteSpan(reinterpret_cast<const std::byte*>(bytes.data()) + vhdx::kRegionTable1Offset,
+                 vhdx::kRegionTableSize));
+    ASSERT_TRUE(table.ok());
+    uint64_t meta_offset = 0, meta_length = 0;
+    for (auto& e : table->entries)
+        if (e.guid == vhdx::kMetadataRegionGuid) {
+            meta_offset = e.file_offset;
+            meta_length = e.length;
+        }
+    ASSERT_NE(meta_offset, 0u);
+    auto meta = vhdx::parse_metadata_table(
+        ByteSpan(reinterpret_cast<const std::byte*>(bytes.data()) + meta_offset,
+                 vhdx::kMetadataTableSize),
+        meta_length);
+    ASSERT_TRUE(meta.ok()) << meta.error().to_string();
+    vhdx::MetadataTableEntry extra;
+    extra.item_id = vhdx::Guid::make(0xabcdef01, 0x2345, 0x6789, 0xaabbccddeeff0011);
+    extra.offset = 0x20000;
+    extra.length = 8;
+    extra.is_required = true;
+    meta->entries.push_back(extra);
+    std::vector<std::byte> out(vhdx::kMetadataTableSize);
+    ASSERT_TRUE(vhdx::encode_metadata_table(*meta, out).ok());
+    write_at(path_, meta_offset, out.data(), out.size());
+    expect_refused("abcdef01-2345-6789-aabb-ccddeeff0011");
+}
+
 TEST_F(VhdxCorruptTest, OverlappingRegionsAreRefused) {
     ASSERT_TRUE(create_vhdx(path_, 4 * kMiB).ok());
     edit_region_tables([](vhdx::RegionTable& t) {
