@@ -216,6 +216,55 @@ TEST_F(VhdxReplayInteropTest, PendingLogReplaysLikeQemu) {
     EXPECT_TRUE(got == shadow);
 }
 
+TEST_F(VhdxReplayInteropTest, CoblockReplaysALogQemuWrote) {
+    // Spec §16: after a QEMU write session the log still holds its last
+    // entry; pointing the header's LogGuid at it and undoing the BAT entry
+    // it wrote forges a pending log in QEMU's own encoding.
+    const std::string img = dir_.path("q.vhdx");
+    std::string out;
+    ASSERT_EQ(run("qemu-img create -q -f vhdx -o block_size=1M " + img + " 8M", &out), 0) << out;
+    ASSERT_EQ(run("qemu-io -f vhdx -c 'write -P 0xa5 4096 4096' " + img, &out), 0) << out;
+    auto bytes = read_whole_file(img);
+    auto* base = reinterpret_cast<const std::byte*>(bytes.data());
+    auto sel = vhdx::select_header(ByteSpan(base + vhdx::kHeader1Offset, vhdx::kHeaderSize),
+                                   ByteSpan(base + vhdx::kHeader2Offset, vhdx::kHeaderSize));
+    ASSERT_TRUE(sel.ok());
+    vhdx::Header h = sel->current;
+    const vhdx::Guid entry_guid = vhdx::Guid::from_bytes(ByteSpan(base + h.log_offset + 32, 16));
+    ASSERT_FALSE(entry_guid.is_zero());
+    h.log_guid = entry_guid;
+    std::vector<std::byte> slot(vhdx::kHeaderSize);
+    ASSERT_TRUE(vhdx::encode_header(h, slot).ok());
+    write_at(img, vhdx::header_slot_offset(sel->current_slot), slot.data(), slot.size());
+    const uint64_t zero_state = 2;  // BAT entry 0 (at 2 MiB) back to ZERO
+    write_at(img, 2 * kMiB, &zero_state, 8);
+
+    std::vector<uint8_t> shadow(8 * kMiB, 0);
+    std::memset(shadow.data() + 4096, 0xa5, 4096);
+    const std::string raw = dir_.path("shadow.raw");
+    {
+        std::ofstream o(raw, std::ios::binary);
+        o.write(reinterpret_cast<const char*>(shadow.data()), static_cast<long>(shadow.size()));
+    }
+    EXPECT_NE(run("qemu-img info " + img, &out), 0) << out;  // QEMU sees it pending
+    const auto before = read_whole_file(img);
+    {
+        auto blk = open_vhdx(img, true);
+        ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+        EXPECT_TRUE(vhdx_node(**blk)->log_in_overlay());
+        std::vector<uint8_t> got(shadow.size());
+        ASSERT_TRUE((*blk)->pread(0, got.data(), got.size()).ok());
+        EXPECT_TRUE(got == shadow);
+    }
+    EXPECT_EQ(read_whole_file(img), before);
+    {
+        auto blk = open_vhdx(img, false);
+        ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+    }
+    EXPECT_EQ(run("qemu-img check " + img, &out), 0) << out;
+    EXPECT_EQ(run("qemu-img compare -f vhdx -F raw " + img + " " + raw, &out), 0) << out;
+}
+
 TEST_F(VhdxReplayInteropTest, QemuRefusesDifferencingImagesCoblockMakes) {
     // QEMU 7.2 cannot open differencing VHDX (spec §15.1); coblock's child
     // must be recognised as one (ENOTSUP), not as a broken image.
