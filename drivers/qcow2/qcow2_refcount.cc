@@ -1,0 +1,258 @@
+// Refcount maintenance: lookups, updates, first-fit cluster allocation,
+// refcount block creation and refcount table growth (qcow2-notes.md §6.4,
+// §6.5), the dirty bit of lazy refcounts (§7) and header field updates.
+#include <algorithm>
+#include <cstdio>
+
+#include "block/io.h"
+#include "drivers/qcow2/qcow2_node.h"
+#include "formats/qcow2/refcount.h"
+
+namespace coblock::qcow2drv {
+
+using qcow2::hex_string;
+
+Result<uint64_t> Qcow2Node::get_refcount(uint64_t cluster_index) {
+    const uint64_t entries = geom_.refcount_block_entries();
+    const uint64_t t = cluster_index / entries;
+    if (t >= reftable_.size() || reftable_[t] == 0) return uint64_t{0};
+    ASSIGN_OR_RETURN(MetaCache::Entry * block, load_refblock(reftable_[t]));
+    return qcow2::get_refcount(block->data, cluster_index % entries, geom_.refcount_order);
+}
+
+Status Qcow2Node::update_refcount(uint64_t offset, uint64_t length, int64_t delta,
+                                  bool queue_discard) {
+    if (length == 0) return {};
+    if (delta < 0) TRY(set_refcount_depends_on_l2());
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t entries = geom_.refcount_block_entries();
+    const uint64_t first = offset / cs;
+    const uint64_t last = (offset + length - 1) / cs;
+    for (uint64_t c = first; c <= last; ++c) {
+        const uint64_t t = c / entries;
+        if (t >= reftable_.size() || reftable_[t] == 0) {
+            if (delta < 0)
+                return signal_corruption("Refcount of cluster " + hex_string(c * cs) +
+                                         " would drop below zero (no refcount block)");
+            bool created = false;
+            TRY(ensure_refblock(t, &created));
+        }
+        ASSIGN_OR_RETURN(MetaCache::Entry * block, load_refblock(reftable_[t]));
+        ASSIGN_OR_RETURN(uint64_t old,
+                         qcow2::get_refcount(block->data, c % entries, geom_.refcount_order));
+        uint64_t now;
+        if (delta < 0) {
+            if (old < static_cast<uint64_t>(-delta))
+                return signal_corruption("Refcount of cluster " + hex_string(c * cs) +
+                                         " would drop below zero");
+            now = old - static_cast<uint64_t>(-delta);
+        } else {
+            if (old > geom_.refcount_max() - static_cast<uint64_t>(delta))
+                return make_error(ErrorKind::kInvalidArgument,
+                                  "qcow2: refcount of cluster " + hex_string(c * cs) +
+                                      " would exceed refcount_bits " +
+                                      std::to_string(geom_.refcount_bits()));
+            now = old + static_cast<uint64_t>(delta);
+        }
+        TRY(qcow2::set_refcount(block->data, c % entries, geom_.refcount_order, now));
+        block->dirty = true;
+        if (now == 0) {
+            free_cluster_index_ = std::min(free_cluster_index_, c);
+            freed_since_flush_ = true;
+            l2_clusters_.erase(c);
+            if (MetaCache::Entry* stale = l2_cache_.find(c * cs)) {
+                (void)stale;
+                l2_cache_.erase(c * cs);
+            }
+            if (queue_discard) pending_discards_.emplace_back(c * cs, cs);
+            ::coblock::co_debug_event(file_, BlkdebugEvent::kClusterFree);
+        }
+    }
+    if (delta > 0) set_l2_depends_on_refcount();
+    return {};
+}
+
+Status Qcow2Node::ensure_refblock(uint64_t t, bool* created) {
+    *created = false;
+    if (t >= reftable_.size()) {
+        TRY(grow_reftable(t));
+        *created = true;
+        if (t < reftable_.size() && reftable_[t] != 0) return {};
+    }
+    if (reftable_[t] != 0) return {};
+    if (t == 0) return signal_corruption("Refcount table has no block for the header cluster");
+    ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockAlloc);
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t entries = geom_.refcount_block_entries();
+    // Every cluster this block will describe has refcount 0 (there was no
+    // block), so its first cluster is free: the block describes itself.
+    const uint64_t c = t * entries;
+    const uint64_t block_offset = c * cs;
+    if (block_offset + cs > qcow2::kMaxHostOffset)
+        return make_error(ErrorKind::kNoSpace, "qcow2: image file would exceed 2^56 bytes");
+    std::vector<std::byte> data(cs);
+    TRY(qcow2::set_refcount(data, 0, geom_.refcount_order, 1));
+    TRY(check_overlap(0, block_offset, cs));
+    ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockAllocWrite);
+    TRY(co_child_pwrite(file_, block_offset, data.data(), data.size()));
+    TRY(co_child_flush(file_));
+    refcount_cache_.insert(block_offset, std::move(data));
+    refblock_clusters_.insert(c);
+    reftable_[t] = block_offset;
+    std::byte word[8];
+    store_be<uint64_t>(word, block_offset);
+    ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockAllocHookup);
+    TRY(co_child_pwrite(file_, image_.header.refcount_table_offset + t * 8, word, 8));
+    TRY(co_child_flush(file_));
+    *created = true;
+    return {};
+}
+
+Status Qcow2Node::grow_reftable(uint64_t needed) {
+    ::coblock::co_debug_event(file_, BlkdebugEvent::kReftableGrow);
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t entries = geom_.refcount_block_entries();
+    const uint64_t old_n = reftable_.size();
+    uint64_t want = std::max(needed + 1, old_n + old_n / 2);
+    const uint64_t table_clusters = div_round_up(want * 8, cs);
+    const uint64_t new_n = table_clusters * cs / 8;
+    if (table_clusters * cs > qcow2::kMaxRefcountTableBytes)
+        return make_error(ErrorKind::kNoSpace, "qcow2: refcount table would exceed 8 MiB (" +
+                                                   std::to_string(table_clusters) + " clusters)");
+    if (table_clusters + 1 > entries)
+        return unsupported_error("qcow2: growing the refcount table needs " +
+                                 std::to_string(table_clusters + 1) +
+                                 " clusters in one refcount block range");
+    // New self-describing structures in the first range no block covers.
+    const uint64_t t_new = old_n;
+    const uint64_t block_cluster = t_new * entries;
+    const uint64_t block_offset = block_cluster * cs;
+    const uint64_t table_offset = block_offset + cs;
+    if (table_offset + table_clusters * cs > qcow2::kMaxHostOffset)
+        return make_error(ErrorKind::kNoSpace, "qcow2: image file would exceed 2^56 bytes");
+    std::vector<std::byte> block(cs);
+    for (uint64_t i = 0; i <= table_clusters; ++i)
+        TRY(qcow2::set_refcount(block, i, geom_.refcount_order, 1));
+    TRY(check_overlap(0, block_offset, cs * (table_clusters + 1)));
+    ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockAllocWriteBlocks);
+    TRY(co_child_pwrite(file_, block_offset, block.data(), block.size()));
+    TRY(co_child_flush(file_));
+    std::vector<uint64_t> table = reftable_;
+    table.resize(new_n, 0);
+    table[t_new] = block_offset;
+    std::vector<std::byte> table_bytes = qcow2::encode_be64_table(table);
+    ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockAllocWriteTable);
+    TRY(co_child_pwrite(file_, table_offset, table_bytes.data(), table_bytes.size()));
+    TRY(co_child_flush(file_));
+    std::byte fields[12];
+    store_be<uint64_t>(fields, table_offset);
+    store_be<uint32_t>(fields + 8, static_cast<uint32_t>(table_clusters));
+    ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockAllocSwitchTable);
+    TRY(co_child_pwrite(file_, 48, fields, 12));
+    TRY(co_child_flush(file_));
+    const uint64_t old_offset = image_.header.refcount_table_offset;
+    const uint64_t old_clusters = image_.header.refcount_table_clusters;
+    image_.header.refcount_table_offset = table_offset;
+    image_.header.refcount_table_clusters = static_cast<uint32_t>(table_clusters);
+    reftable_ = std::move(table);
+    refcount_cache_.insert(block_offset, std::move(block));
+    refblock_clusters_.insert(block_cluster);
+    TRY(update_refcount(old_offset, old_clusters * cs, -1, pass_discard_other_));
+    return {};
+}
+
+Result<uint64_t> Qcow2Node::alloc_clusters(uint64_t count) {
+    if (freed_since_flush_) {
+        // Never hand out a cluster whose old reference may still be on disk
+        // (qcow2-notes.md §6.3 caveat): make the L2 changes durable first.
+        TRY(flush_l2_cache());
+        TRY(co_child_flush(file_));
+        freed_since_flush_ = false;
+    }
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t entries = geom_.refcount_block_entries();
+    for (;;) {
+        const uint64_t scan_start = std::max<uint64_t>(free_cluster_index_, 1);
+        uint64_t run_start = scan_start, run = 0, i = scan_start;
+        while (run < count) {
+            if ((i + 1) * cs > qcow2::kMaxHostOffset)
+                return make_error(ErrorKind::kNoSpace, "qcow2: no free clusters below 2^56");
+            ASSIGN_OR_RETURN(uint64_t rc, get_refcount(i));
+            if (rc == 0) {
+                ++run;
+            } else {
+                run = 0;
+                run_start = i + 1;
+            }
+            ++i;
+        }
+        bool restart = false;
+        for (uint64_t t = run_start / entries; t <= (run_start + count - 1) / entries; ++t) {
+            if (t < reftable_.size() && reftable_[t] != 0) continue;
+            bool created = false;
+            TRY(ensure_refblock(t, &created));
+            if (created) restart = true;
+            break;
+        }
+        if (restart) continue;
+        TRY(update_refcount(run_start * cs, count * cs, 1, false));
+        if (run_start == scan_start) free_cluster_index_ = run_start + count;
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kClusterAlloc);
+        return run_start * cs;
+    }
+}
+
+Status Qcow2Node::free_clusters(uint64_t offset, uint64_t length) {
+    return update_refcount(offset, length, -1, pass_discard_other_);
+}
+
+Status Qcow2Node::free_l2_entry_clusters(const qcow2::L2Entry& entry, bool queue_discard) {
+    if (entry.compressed) {
+        qcow2::ClusterRange range = qcow2::compressed_host_clusters(entry, geom_);
+        const uint64_t cs = geom_.cluster_size();
+        return update_refcount(range.first * cs, (range.last - range.first + 1) * cs, -1,
+                               queue_discard);
+    }
+    if (entry.host_offset == 0) return {};
+    return update_refcount(entry.host_offset, geom_.cluster_size(), -1, queue_discard);
+}
+
+Status Qcow2Node::write_header_field(uint64_t offset, const void* data, size_t len) {
+    TRY(co_child_pwrite(file_, offset, data, len));
+    return co_child_flush(file_);
+}
+
+Status Qcow2Node::mark_dirty() {
+    if (!lazy_refcounts_ || dirty_) return {};
+    // The refcount blocks on disk are about to lag behind: say so first.
+    TRY(co_child_flush(file_));
+    image_.header.incompatible_features |= qcow2::kIncompatDirty;
+    std::byte word[8];
+    store_be<uint64_t>(word, image_.header.incompatible_features);
+    TRY(write_header_field(72, word, 8));
+    dirty_ = true;
+    return {};
+}
+
+Status Qcow2Node::mark_clean() {
+    if (!dirty_) return {};
+    TRY(flush_caches(true));
+    TRY(co_child_flush(file_));
+    image_.header.incompatible_features &= ~qcow2::kIncompatDirty;
+    std::byte word[8];
+    store_be<uint64_t>(word, image_.header.incompatible_features);
+    TRY(write_header_field(72, word, 8));
+    dirty_ = false;
+    return {};
+}
+
+Status Qcow2Node::rewrite_header() {
+    ASSIGN_OR_RETURN(qcow2::ImageHeader normalized, qcow2::normalize_for_rewrite(image_));
+    ASSIGN_OR_RETURN(std::vector<std::byte> bytes, qcow2::encode_image_header(normalized));
+    TRY(co_child_pwrite(file_, 0, bytes.data(), bytes.size()));
+    TRY(co_child_flush(file_));
+    image_ = std::move(normalized);
+    return {};
+}
+
+}  // namespace coblock::qcow2drv
