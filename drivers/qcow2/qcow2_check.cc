@@ -162,9 +162,19 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
         }
         const uint64_t t = i / entries;
         if (t >= reftable_.size() || reftable_[t] == 0) {
+            // A new block goes to the first cluster of its range, which must
+            // not be in use (ensure_refblock assumes an empty range).
+            const uint64_t home = t * entries;
+            if (home < rc.refs.size() && rc.refs[home] != 0) {
+                std::fprintf(stderr,
+                             "ERROR cannot allocate refcount block %" PRIu64
+                             ": need to rebuild refcount structures\n",
+                             t);
+                result.check_errors++;
+                continue;
+            }
             bool created = false;
-            Status st = ensure_refblock(t, &created);
-            if (!st.ok() || (ref == 0 && i == t * entries)) {
+            if (!ensure_refblock(t, &created).ok()) {
                 result.check_errors++;
                 continue;
             }

@@ -146,10 +146,15 @@ Status co_create_qcow2_image(CreateContext& ctx) {
         return invalid_argument(
             "Non-zlib compression type is only supported with compatibility "
             "level 1.1 and above (use compat=1.1 or greater)");
-    const std::string prealloc = o.preallocation.value_or("off");
-    if (prealloc != "off")
-        return unsupported_error("qcow2: preallocation mode '" + prealloc +
-                                 "' is not supported by coblock yet");
+    Prealloc prealloc = Prealloc::kOff;
+    if (o.preallocation && !parse_prealloc(*o.preallocation, prealloc))
+        return invalid_argument("Parameter 'preallocation' does not accept value '" +
+                                *o.preallocation + "'");
+    if (prealloc != Prealloc::kOff && o.backing_file.value_or(ctx.backing_file()) != "" &&
+        !c.extended_l2)
+        return invalid_argument(
+            "Backing file and preallocation can only be used at the same "
+            "time if extended_l2 is on");
     std::string backing = o.backing_file.value_or(ctx.backing_file());
     std::string backing_fmt = o.backing_fmt.value_or(ctx.backing_format());
     if (!backing.empty()) c.backing_file = backing;
@@ -164,12 +169,27 @@ Status co_create_qcow2_image(CreateContext& ctx) {
     ASSIGN_OR_RETURN(qcow2::InitialLayout layout, qcow2::build_initial_layout(c));
     // What is left (nocow, extent_size_hint, ...) belongs to the protocol.
     ASSIGN_OR_RETURN(std::unique_ptr<BlockBackend> file,
-                     ctx.co_create_file(layout.file_size, std::move(ctx.options())));
+                     ctx.co_create_file(0, std::move(ctx.options())));
+    // The protocol rounds create sizes to 512; QEMU's file ends right after
+    // the L1 table.
+    TRY(file->co_truncate(layout.file_size, true, Prealloc::kOff));
     for (qcow2::LayoutWrite& w : layout.writes) {
         IoVector iov(w.bytes.data(), w.bytes.size());
         TRY(file->co_pwritev(w.offset, w.bytes.size(), iov));
     }
-    return file->co_flush();
+    TRY(file->co_flush());
+    if (prealloc == Prealloc::kOff) return {};
+    file.reset();
+    qapi::OptionsTree open_options;
+    open_options.set("driver", "qcow2");
+    // The backing file need not exist (qemu-img create -u): do not open it.
+    OpenFlags flags;
+    flags.no_backing = true;
+    ASSIGN_OR_RETURN(std::unique_ptr<BlockBackend> image,
+                     BlockBackend::open(ctx.filename(), std::move(open_options), flags));
+    auto* node = dynamic_cast<Qcow2Node*>(image->root());
+    if (!node) return make_error(ErrorKind::kInternal, "qcow2: created image is not qcow2");
+    return node->co_preallocate(prealloc);
 }
 
 }  // namespace coblock::qcow2drv

@@ -256,7 +256,9 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
     const uint64_t coverage = geom_.l2_coverage();
     const uint64_t cover_end = std::min(offset + max, (offset / coverage + 1) * coverage);
     // At most 32 MiB of new clusters per round.
-    const uint64_t max_clusters = std::max<uint64_t>(1, (32u << 20) / cs);
+    // (and at most half a refcount block range, see alloc_clusters).
+    const uint64_t max_clusters = std::max<uint64_t>(
+        1, std::min<uint64_t>((32u << 20) / cs, geom_.refcount_block_entries() / 2));
     uint64_t l2_offset = 0, host = 0, n = 0;
     std::vector<qcow2::L2Entry> old_entries;
     {
@@ -495,11 +497,66 @@ Status Qcow2Node::co_pdiscard(uint64_t offset, uint64_t bytes) {
     return {};
 }
 
-Result<BlockStatus> Qcow2Node::co_block_status(uint64_t offset, uint64_t bytes, bool) {
+Status Qcow2Node::co_preallocate(Prealloc mode) {
+    CoMutexGuard alloc(alloc_lock_);
+    CoMutexGuard guard(lock_);
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t coverage = geom_.l2_coverage();
+    uint64_t file_end = file_->node()->size();
+    for (uint64_t off = 0; off < size();) {
+        uint64_t end = std::min(size(), (off / coverage + 1) * coverage);
+        const uint64_t run = std::max<uint64_t>(1, geom_.refcount_block_entries() / 2);
+        end = std::min(end, off + run * cs);
+        const uint64_t n = div_round_up(end - off, cs);
+        uint64_t l2_offset = 0;
+        ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(off, &l2_offset));
+        (void)table;
+        ASSIGN_OR_RETURN(uint64_t host, alloc_clusters(n));
+        ASSIGN_OR_RETURN(table, cache_get(l2_cache_, l2_offset, true, true));
+        for (uint64_t k = 0; k < n; ++k) {
+            // Extended L2: allocation bits stay clear, so the subclusters
+            // still read from the backing file (qcow2-notes.md §12).
+            const qcow2::RawL2Entry raw{(host + k * cs) | qcow2::kCopiedFlag, 0};
+            TRY(qcow2::write_l2_entry(table->data, geom_.l2_index(off + k * cs), geom_.extended_l2,
+                                      raw));
+        }
+        table->dirty = true;
+        file_end = std::max(file_end, host + n * cs);
+        off = end;
+    }
+    TRY(flush_caches(true));
+    TRY(co_child_flush(file_));
+    // The data clusters lie beyond the metadata: extend the file over them.
+    if (file_end > file_->node()->size())
+        TRY(co_child_truncate(file_, file_end, false,
+                              mode == Prealloc::kMetadata ? Prealloc::kOff : mode, false));
+    return co_child_flush(file_);
+}
+
+Result<BlockStatus> Qcow2Node::co_block_status(uint64_t offset, uint64_t bytes, bool want_zero) {
     Mapping m;
     {
         CoMutexGuard guard(lock_);
         ASSIGN_OR_RETURN(m, get_mapping(offset, bytes));
+        if (metadata_preallocation_ < 0) {
+            // QEMU's qcow2_detect_metadata_preallocation: far more clusters
+            // in use than the file really stores.
+            const int64_t real = file_->node()->allocated_size();
+            int detected = 0;
+            if (real >= 0) {
+                const uint64_t cs = geom_.cluster_size();
+                const int64_t real_clusters = real / static_cast<int64_t>(cs);
+                const int64_t threshold = std::max(real_clusters * 10 / 9, real_clusters + 2);
+                const uint64_t end_cluster = div_round_up(file_->node()->size(), cs);
+                int64_t count = 0;
+                for (uint64_t i = 0; i < end_cluster && count <= threshold; ++i) {
+                    ASSIGN_OR_RETURN(uint64_t rc, get_refcount(i));
+                    count += rc != 0;
+                }
+                detected = count > threshold;
+            }
+            metadata_preallocation_ = detected;
+        }
     }
     BlockStatus st;
     st.bytes = std::min(m.bytes, bytes);
@@ -508,6 +565,21 @@ Result<BlockStatus> Qcow2Node::co_block_status(uint64_t offset, uint64_t bytes, 
             st.flags = kStatusData | kStatusOffsetValid;
             st.offset = m.host_offset;
             st.file = file_->node();
+            // QEMU's BDRV_BLOCK_RECURSE (set only for images that look
+            // metadata-preallocated): holes in the file read as zeros, and
+            // the run ends where the file's answer does.
+            if (metadata_preallocation_ == 1 && want_zero) {
+                auto below = co_node_block_status(file_->node(), st.offset, st.bytes, true);
+                if (below.ok()) {
+                    if ((below->flags & kStatusEof) &&
+                        (below->bytes == 0 || (below->flags & kStatusZero))) {
+                        st.flags |= kStatusZero;
+                    } else if (below->bytes > 0) {
+                        st.bytes = std::min(st.bytes, below->bytes);
+                        st.flags |= below->flags & kStatusZero;
+                    }
+                }
+            }
             break;
         case SubclusterType::kZeroAlloc:
             st.flags = kStatusZero | kStatusOffsetValid;

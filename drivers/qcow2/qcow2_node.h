@@ -138,6 +138,10 @@ class Qcow2Node final : public BlockNode {
     Status co_check(CheckResult& result, CheckFix fix) override;
 
     const qcow2::Geometry& geometry() const { return geom_; }
+    // Allocates every cluster of the disk (QEMU's preallocate_co): L2
+    // entries point at fresh host clusters that read as zeros; falloc/full
+    // also reserve the file space.
+    Status co_preallocate(Prealloc mode);
 
   private:
     friend struct Qcow2Internals;
@@ -165,7 +169,9 @@ class Qcow2Node final : public BlockNode {
     Result<uint64_t> alloc_clusters(uint64_t count);
     Status free_clusters(uint64_t offset, uint64_t length);
     Status free_l2_entry_clusters(const qcow2::L2Entry& entry, bool queue_discard);
-    Status ensure_refblock(uint64_t table_index, bool* created);
+    // `preferred`: a cluster of the block's range to place it at (else the
+    // first cluster of the range).
+    Status ensure_refblock(uint64_t table_index, bool* created, uint64_t preferred = ~uint64_t{0});
     Status grow_reftable(uint64_t needed_index);
     Status mark_dirty();
     Status mark_clean();
@@ -218,6 +224,7 @@ class Qcow2Node final : public BlockNode {
     bool pass_discard_request_ = false;
     bool pass_discard_snapshot_ = true;
     bool pass_discard_other_ = false;
+    int metadata_preallocation_ = -1;  // -1: not yet detected
     std::string backing_display_;
 };
 

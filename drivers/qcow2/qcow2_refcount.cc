@@ -72,7 +72,7 @@ Status Qcow2Node::update_refcount(uint64_t offset, uint64_t length, int64_t delt
     return {};
 }
 
-Status Qcow2Node::ensure_refblock(uint64_t t, bool* created) {
+Status Qcow2Node::ensure_refblock(uint64_t t, bool* created, uint64_t preferred) {
     *created = false;
     if (t >= reftable_.size()) {
         TRY(grow_reftable(t));
@@ -85,13 +85,13 @@ Status Qcow2Node::ensure_refblock(uint64_t t, bool* created) {
     const uint64_t cs = geom_.cluster_size();
     const uint64_t entries = geom_.refcount_block_entries();
     // Every cluster this block will describe has refcount 0 (there was no
-    // block), so its first cluster is free: the block describes itself.
-    const uint64_t c = t * entries;
+    // block), so any of them is free: the block describes itself.
+    const uint64_t c = preferred / entries == t ? preferred : t * entries;
     const uint64_t block_offset = c * cs;
     if (block_offset + cs > qcow2::kMaxHostOffset)
         return make_error(ErrorKind::kNoSpace, "qcow2: image file would exceed 2^56 bytes");
     std::vector<std::byte> data(cs);
-    TRY(qcow2::set_refcount(data, 0, geom_.refcount_order, 1));
+    TRY(qcow2::set_refcount(data, c % entries, geom_.refcount_order, 1));
     TRY(check_overlap(0, block_offset, cs));
     ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockAllocWrite);
     TRY(co_child_pwrite(file_, block_offset, data.data(), data.size()));
@@ -113,33 +113,42 @@ Status Qcow2Node::grow_reftable(uint64_t needed) {
     const uint64_t cs = geom_.cluster_size();
     const uint64_t entries = geom_.refcount_block_entries();
     const uint64_t old_n = reftable_.size();
-    uint64_t want = std::max(needed + 1, old_n + old_n / 2);
-    const uint64_t table_clusters = div_round_up(want * 8, cs);
-    const uint64_t new_n = table_clusters * cs / 8;
+    // New self-describing structures in the first range no block covers:
+    // `blocks` refcount blocks, then the new table, from cluster t_new * E.
+    // The blocks describe ranges t_new.., which hold all of them.
+    const uint64_t t_new = old_n;
+    uint64_t new_n = std::max(needed + 1, old_n + old_n / 2);
+    uint64_t table_clusters = 0, blocks = 1;
+    for (;;) {
+        table_clusters = div_round_up(new_n * 8, cs);
+        blocks = 1;
+        while (blocks * entries < blocks + table_clusters)
+            ++blocks;
+        if (t_new + blocks <= new_n) break;
+        new_n = t_new + blocks;
+    }
+    new_n = table_clusters * cs / 8;
     if (table_clusters * cs > qcow2::kMaxRefcountTableBytes)
         return make_error(ErrorKind::kNoSpace, "qcow2: refcount table would exceed 8 MiB (" +
                                                    std::to_string(table_clusters) + " clusters)");
-    if (table_clusters + 1 > entries)
-        return unsupported_error("qcow2: growing the refcount table needs " +
-                                 std::to_string(table_clusters + 1) +
-                                 " clusters in one refcount block range");
-    // New self-describing structures in the first range no block covers.
-    const uint64_t t_new = old_n;
-    const uint64_t block_cluster = t_new * entries;
-    const uint64_t block_offset = block_cluster * cs;
-    const uint64_t table_offset = block_offset + cs;
+    const uint64_t base_cluster = t_new * entries;
+    const uint64_t block_offset = base_cluster * cs;
+    const uint64_t table_offset = block_offset + blocks * cs;
     if (table_offset + table_clusters * cs > qcow2::kMaxHostOffset)
         return make_error(ErrorKind::kNoSpace, "qcow2: image file would exceed 2^56 bytes");
-    std::vector<std::byte> block(cs);
-    for (uint64_t i = 0; i <= table_clusters; ++i)
-        TRY(qcow2::set_refcount(block, i, geom_.refcount_order, 1));
-    TRY(check_overlap(0, block_offset, cs * (table_clusters + 1)));
+    std::vector<std::byte> block_bytes(blocks * cs);
+    for (uint64_t x = 0; x < blocks + table_clusters; ++x) {
+        MutableByteSpan block(block_bytes.data() + (x / entries) * cs, cs);
+        TRY(qcow2::set_refcount(block, x % entries, geom_.refcount_order, 1));
+    }
+    TRY(check_overlap(0, block_offset, cs * (blocks + table_clusters)));
     ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockAllocWriteBlocks);
-    TRY(co_child_pwrite(file_, block_offset, block.data(), block.size()));
+    TRY(co_child_pwrite(file_, block_offset, block_bytes.data(), block_bytes.size()));
     TRY(co_child_flush(file_));
     std::vector<uint64_t> table = reftable_;
     table.resize(new_n, 0);
-    table[t_new] = block_offset;
+    for (uint64_t j = 0; j < blocks; ++j)
+        table[t_new + j] = block_offset + j * cs;
     std::vector<std::byte> table_bytes = qcow2::encode_be64_table(table);
     ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockAllocWriteTable);
     TRY(co_child_pwrite(file_, table_offset, table_bytes.data(), table_bytes.size()));
@@ -155,8 +164,12 @@ Status Qcow2Node::grow_reftable(uint64_t needed) {
     image_.header.refcount_table_offset = table_offset;
     image_.header.refcount_table_clusters = static_cast<uint32_t>(table_clusters);
     reftable_ = std::move(table);
-    refcount_cache_.insert(block_offset, std::move(block));
-    refblock_clusters_.insert(block_cluster);
+    for (uint64_t j = 0; j < blocks; ++j) {
+        refcount_cache_.insert(block_offset + j * cs,
+                               std::vector<std::byte>(block_bytes.begin() + j * cs,
+                                                      block_bytes.begin() + (j + 1) * cs));
+        refblock_clusters_.insert(base_cluster + j);
+    }
     TRY(update_refcount(old_offset, old_clusters * cs, -1, pass_discard_other_));
     return {};
 }
@@ -171,7 +184,13 @@ Result<uint64_t> Qcow2Node::alloc_clusters(uint64_t count) {
     }
     const uint64_t cs = geom_.cluster_size();
     const uint64_t entries = geom_.refcount_block_entries();
-    for (;;) {
+    // A new refcount block takes the first cluster of its range, which can
+    // split the run found; runs of at most entries - 1 clusters always fit
+    // after it, so the restarts end. Longer runs get a bounded number.
+    for (int attempt = 0;; ++attempt) {
+        if (attempt > 64)
+            return make_error(ErrorKind::kNoSpace, "qcow2: cannot find " + std::to_string(count) +
+                                                       " contiguous free clusters");
         const uint64_t scan_start = std::max<uint64_t>(free_cluster_index_, 1);
         uint64_t run_start = scan_start, run = 0, i = scan_start;
         while (run < count) {
@@ -190,7 +209,8 @@ Result<uint64_t> Qcow2Node::alloc_clusters(uint64_t count) {
         for (uint64_t t = run_start / entries; t <= (run_start + count - 1) / entries; ++t) {
             if (t < reftable_.size() && reftable_[t] != 0) continue;
             bool created = false;
-            TRY(ensure_refblock(t, &created));
+            // Right after the run, the block leaves the run intact.
+            TRY(ensure_refblock(t, &created, run_start + count));
             if (created) restart = true;
             break;
         }
