@@ -317,5 +317,83 @@ TEST_F(Qcow2InteropTest, BlockStatusMatchesQemuMap) {
     EXPECT_EQ(coblock_map(**blk).dump(), q.dump());
 }
 
+TEST_F(Qcow2InteropTest, CreateIsByteIdenticalToQemuImg) {
+    const std::vector<std::pair<std::string, qapi::OptionsTree>> configs = {
+        {"", {}},
+        {"-o cluster_size=4096,lazy_refcounts=on",
+         {{"cluster_size", "4096"}, {"lazy_refcounts", "on"}}},
+        {"-o compat=0.10", {{"compat", "0.10"}}},
+        {"-o refcount_bits=1,extended_l2=on", {{"refcount_bits", "1"}, {"extended_l2", "on"}}},
+        {"-o compression_type=zstd", {{"compression_type", "zstd"}}},
+        {"-o preallocation=metadata", {{"preallocation", "metadata"}}},
+    };
+    for (const auto& [qemu_opts, options] : configs) {
+        SCOPED_TRACE(qemu_opts);
+        const std::string q = p("q.img"), c = p("c.img");
+        ASSERT_EQ(run_command(std::string(kQemuImg) + " create -q -f qcow2 " + qemu_opts + " " + q +
+                              " 10M"),
+                  0);
+        QCOW2_ASSERT_OK(create_qcow2(c, 10 << 20, options));
+        ASSERT_EQ(testing::file_size(q), testing::file_size(c));
+        EXPECT_TRUE(testing::read_file(q, 0, testing::file_size(q)) ==
+                    testing::read_file(c, 0, testing::file_size(c)));
+    }
+}
+
+TEST_F(Qcow2InteropTest, WritesAfterInternalSnapshotKeepSnapshotIntact) {
+    const std::string img = p("snap.qcow2"), before = p("before.raw"), after = p("after.raw");
+    ASSERT_EQ(run_command(std::string(kQemuImg) + " create -q -f qcow2 " + img + " 4M"), 0);
+    ASSERT_EQ(run_command(std::string(kQemuIo) + " -f qcow2 -c 'write -P 0x61 0 1M' " +
+                          "-c 'write -c -P 0x62 2M 64k' " + img),
+              0);
+    ASSERT_EQ(run_command(std::string(kQemuImg) + " snapshot -c s1 " + img), 0);
+    ASSERT_EQ(run_command(std::string(kQemuImg) + " convert -O raw " + img + " " + before), 0);
+    std::vector<uint8_t> shadow = testing::read_file(before, 0, 4 << 20);
+    {
+        auto blk = open_qcow2(img);
+        ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+        // Shared data clusters, a shared L2 table and a compressed cluster.
+        auto data = pattern(100000, 9);
+        for (uint64_t off : {uint64_t{5000}, uint64_t{(2 << 20) + 100}, uint64_t{3 << 20}}) {
+            QCOW2_ASSERT_OK((*blk)->pwrite(off, data.data(), data.size()));
+            std::memcpy(shadow.data() + off, data.data(), data.size());
+        }
+        QCOW2_ASSERT_OK((*blk)->pwrite_zeroes(65536 * 8, 65536 * 2));
+        std::memset(shadow.data() + 65536 * 8, 0, 65536 * 2);
+    }
+    expect_qemu_check_clean(img);
+    testing::make_file(after, 4 << 20);
+    testing::write_file(after, 0, shadow);
+    EXPECT_EQ(run_command(std::string(kQemuImg) + " compare -f qcow2 -F raw " + img + " " + after),
+              0);
+    // The snapshot still reads as before.
+    const std::string snap = p("snap.raw");
+    ASSERT_EQ(run_command(std::string(kQemuImg) + " convert -l s1 -O raw " + img + " " + snap), 0);
+    EXPECT_TRUE(testing::read_file(snap, 0, 4 << 20) == testing::read_file(before, 0, 4 << 20));
+}
+
+TEST_F(Qcow2InteropTest, OverlapWithMetadataMarksImageCorrupt) {
+    const std::string img = p("ov.qcow2");
+    ASSERT_EQ(run_command(std::string(kQemuImg) + " create -q -f qcow2 " + img + " 4M"), 0);
+    ASSERT_EQ(run_command(std::string(kQemuIo) + " -f qcow2 -c 'write -P 1 0 64k' " + img), 0);
+    // Point guest cluster 0 at the refcount table (cluster 1), COPIED set.
+    // Layout of a fresh 64k image: header, reftable, refblock, L1, L2 (0x40000).
+    testing::write_file(img, 0x40000, {0x80, 0, 0, 0, 0, 0x01, 0, 0});
+    {
+        auto blk = open_qcow2(img);
+        ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+        std::vector<uint8_t> data(512, 7);
+        Status st = (*blk)->pwrite(0, data.data(), data.size());
+        ASSERT_FALSE(st.ok());
+        EXPECT_EQ(st.error().as_errno(), EIO);
+        // The node is unusable afterwards.
+        EXPECT_FALSE((*blk)->pread(65536, data.data(), data.size()).ok());
+    }
+    EXPECT_NE(run_output(std::string(kQemuImg) + " info " + img).find("corrupt: true"),
+              std::string::npos);
+    auto rw = open_qcow2(img);
+    EXPECT_FALSE(rw.ok());
+}
+
 }  // namespace
 }  // namespace coblock
