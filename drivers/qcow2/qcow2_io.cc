@@ -61,7 +61,6 @@ Result<Mapping> Qcow2Node::get_mapping(uint64_t offset, uint64_t max_bytes) {
             if (first) return signal_corruption(st.error().message);
             break;
         }
-        const bool in_place = entry_in_place(e, geom_);
         const uint64_t cluster_end = (pos | (geom_.cluster_size() - 1)) + 1;
         // Walk the subclusters of this entry.
         while (pos < cover_end && pos < cluster_end) {
@@ -74,6 +73,8 @@ Result<Mapping> Qcow2Node::get_mapping(uint64_t offset, uint64_t max_bytes) {
                         ", L2 index: " + hex_string(l2i) + ")");
                 return m;
             }
+            // Written in place: normal (sub)clusters whose entry has COPIED.
+            const bool in_place = e.copied && t == SubclusterType::kNormal;
             uint64_t host = 0;
             if (t == SubclusterType::kNormal || t == SubclusterType::kZeroAlloc ||
                 t == SubclusterType::kUnallocatedAlloc)
@@ -248,6 +249,89 @@ Result<MetaCache::Entry*> Qcow2Node::get_l2_for_write(uint64_t guest_offset, uin
     return cache_get(l2_cache_, table, true, true);
 }
 
+// Extended L2 (qcow2-notes.md §12): a write into an unallocated cluster, or
+// into unallocated/zero subclusters of a cluster this image owns (COPIED),
+// only copies up to the subcluster boundaries around the write and sets the
+// allocation bits of the subclusters covered; the others keep reading from
+// the backing file or as zeros. Shared and compressed clusters take the
+// whole-cluster path (`*handled` false).
+Status Qcow2Node::write_subclusters(uint64_t offset, uint64_t max, IoVector& qiov, uint64_t qoff,
+                                    uint64_t* done, bool* handled) {
+    *handled = false;
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t sub = geom_.subcluster_size();
+    const uint64_t cluster_start = align_down(offset, cs);
+    const uint64_t w_end = std::min(offset + max, cluster_start + cs);
+    const uint64_t cow_start = align_down(offset, sub);
+    const uint64_t cow_end = std::min(align_up(w_end, sub), cluster_start + cs);
+    uint64_t l2_offset = 0, host = 0;
+    bool fresh = false;
+    {
+        CoMutexGuard guard(lock_);
+        ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(offset, &l2_offset));
+        ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
+                         qcow2::read_l2_entry(table->data, geom_.l2_index(offset), true));
+        const qcow2::L2Entry e = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
+        if (e.compressed || (e.host_offset != 0 && !e.copied)) return {};
+        *handled = true;
+        if (e.host_offset) {
+            host = e.host_offset;
+        } else {
+            ASSIGN_OR_RETURN(host, alloc_clusters(1));
+            fresh = true;
+        }
+    }
+    const uint64_t head_len = offset - cow_start;
+    const uint64_t tail_len = cow_end - w_end;
+    std::vector<std::byte> head(head_len), tail(tail_len);
+    Status st;
+    if (head_len) {
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kCowRead);
+        IoVector h(head.data(), head_len);
+        st = read_guest(cow_start, head_len, h);
+    }
+    if (st.ok() && tail_len) {
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kCowRead);
+        const uint64_t readable = w_end < size() ? std::min(tail_len, size() - w_end) : 0;
+        if (readable) {
+            IoVector t(tail.data(), readable);
+            st = read_guest(w_end, readable, t);
+        }
+    }
+    const uint64_t target = host + (cow_start - cluster_start);
+    if (st.ok()) st = check_overlap(0, target, cow_end - cow_start);
+    if (st.ok()) {
+        IoVector iov;
+        if (head_len) iov.append(head.data(), head_len);
+        iov.append(qiov.slice(qoff, w_end - offset));
+        if (tail_len) iov.append(tail.data(), tail_len);
+        ::coblock::co_debug_event(
+            file_, (head_len || tail_len) ? BlkdebugEvent::kCowWrite : BlkdebugEvent::kWriteAio);
+        st = co_child_pwritev(file_, target, cow_end - cow_start, iov);
+    }
+    CoMutexGuard guard(lock_);
+    if (!st.ok()) {
+        if (fresh) (void)update_refcount(host, cs, -1, false);
+        return st;
+    }
+    TRY(mark_dirty());
+    ASSIGN_OR_RETURN(MetaCache::Entry * table, cache_get(l2_cache_, l2_offset, true, true));
+    ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
+                     qcow2::read_l2_entry(table->data, geom_.l2_index(offset), true));
+    const uint32_t first = static_cast<uint32_t>((cow_start - cluster_start) / sub);
+    const uint32_t last = static_cast<uint32_t>((cow_end - cluster_start) / sub);
+    uint64_t mask = 0;
+    for (uint32_t i = first; i < last; ++i)
+        mask |= uint64_t{1} << i;
+    raw.word = host | qcow2::kCopiedFlag;
+    raw.bitmap = (raw.bitmap | mask) & ~(mask << 32);
+    TRY(qcow2::write_l2_entry(table->data, geom_.l2_index(offset), true, raw));
+    table->dirty = true;
+    l2_depends_on_flush_ = true;
+    *done = w_end - offset;
+    return {};
+}
+
 Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov, uint64_t qoff,
                                    uint64_t* done) {
     *done = 0;
@@ -261,6 +345,11 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
         1, std::min<uint64_t>((32u << 20) / cs, geom_.refcount_block_entries() / 2));
     uint64_t l2_offset = 0, host = 0, n = 0;
     std::vector<qcow2::L2Entry> old_entries;
+    if (geom_.extended_l2) {
+        bool handled = false;
+        TRY(write_subclusters(offset, max, qiov, qoff, done, &handled));
+        if (handled) return {};
+    }
     {
         CoMutexGuard guard(lock_);
         ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(offset, &l2_offset));

@@ -184,6 +184,8 @@ class Qcow2Node final : public BlockNode {
     Status read_file_padded(uint64_t offset, std::byte* out, uint64_t len);
     Status write_allocating(uint64_t offset, uint64_t bytes, IoVector& qiov, uint64_t qiov_offset,
                             uint64_t* done);
+    Status write_subclusters(uint64_t offset, uint64_t max, IoVector& qiov, uint64_t qoff,
+                             uint64_t* done, bool* handled);
     Status write_compressed(uint64_t offset, uint64_t bytes, IoVector& qiov);
     Status zero_or_discard_cluster(uint64_t guest_cluster, bool discard, bool unmap,
                                    bool full_discard);

@@ -264,6 +264,45 @@ TEST_F(Qcow2Test, ExtendedL2WritesAndReads) {
     expect_clean(*blk);
 }
 
+TEST_F(Qcow2Test, ExtendedL2SubclusterAllocationAsQemu) {
+    // qcow2-notes.md §12: 4 KiB at guest 4 KiB of a fresh 64 KiB-cluster
+    // image -> entry 0x8000000000050000, bitmap 0x0c (subclusters 2, 3).
+    QCOW2_ASSERT_OK(create_qcow2(path_, 10 << 20, {{"extended_l2", "on"}}));
+    {
+        auto blk = open(path_);
+        ASSERT_TRUE(blk);
+        std::vector<uint8_t> data(4096, 0x77);
+        QCOW2_ASSERT_OK(blk->pwrite(4096, data.data(), data.size()));
+    }
+    auto entry = testing::read_file(path_, 0x40000, 16);
+    EXPECT_EQ(entry,
+              (std::vector<uint8_t>{0x80, 0, 0, 0, 0, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0c}));
+}
+
+TEST_F(Qcow2Test, ExtendedL2WithBackingReadsThroughUnallocatedSubclusters) {
+    const std::string base = dir_.path("base.qcow2");
+    QCOW2_ASSERT_OK(create_qcow2(base, 2 << 20));
+    std::vector<uint8_t> shadow = pattern(2 << 20, 21);
+    {
+        auto b = open(base);
+        QCOW2_ASSERT_OK(b->pwrite(0, shadow.data(), shadow.size()));
+    }
+    QCOW2_ASSERT_OK(create_qcow2(path_, 2 << 20, {{"extended_l2", "on"}}, "base.qcow2", "qcow2"));
+    auto blk = open(path_);
+    ASSERT_TRUE(blk);
+    std::mt19937_64 rng(3);
+    for (int i = 0; i < 40; ++i) {
+        uint64_t len = 1 + rng() % 9000;
+        uint64_t off = rng() % (shadow.size() - len);
+        auto data = pattern(len, static_cast<uint8_t>(100 + i));
+        QCOW2_ASSERT_OK(blk->pwrite(off, data.data(), len));
+        std::memcpy(shadow.data() + off, data.data(), len);
+    }
+    expect_contents(*blk, shadow);
+    QCOW2_ASSERT_OK(blk->flush());
+    expect_clean(*blk);
+}
+
 TEST_F(Qcow2Test, LazyRefcountsDirtyBitRepairedOnOpen) {
     QCOW2_ASSERT_OK(create_qcow2(path_, 4 << 20, {{"lazy_refcounts", "on"}}));
     {
