@@ -48,6 +48,27 @@ bool MetaCache::any_dirty() const {
     return false;
 }
 
+void AllocRanges::co_acquire(uint64_t start, uint64_t end) {
+    for (;;) {
+        bool overlap = false;
+        for (const auto& [s, e] : active_)
+            if (start < e && s < end) overlap = true;
+        if (!overlap) break;
+        waiters_.co_wait();
+    }
+    active_.emplace_back(start, end);
+}
+
+void AllocRanges::release(uint64_t start, uint64_t end) {
+    for (auto it = active_.begin(); it != active_.end(); ++it) {
+        if (it->first == start && it->second == end) {
+            active_.erase(it);
+            break;
+        }
+    }
+    waiters_.wake_all();
+}
+
 // ---- dependencies ----------------------------------------------------------
 
 void Qcow2Node::set_l2_depends_on_refcount() {

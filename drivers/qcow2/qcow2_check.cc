@@ -46,7 +46,7 @@ struct RefCounter {
 }  // namespace
 
 Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
-    CoMutexGuard alloc(alloc_lock_);
+    AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
     CoMutexGuard guard(lock_);
     const uint64_t cs = geom_.cluster_size();
     const qcow2::Header& h = image_.header;

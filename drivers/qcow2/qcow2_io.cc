@@ -432,7 +432,7 @@ Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qi
         IoVector whole(buf.data(), bytes);
         return co_pwritev(offset, bytes, whole, 0);
     }
-    CoMutexGuard alloc(alloc_lock_);
+    AllocRangeGuard alloc(alloc_ranges_, offset, offset + cs);
     uint64_t l2_offset = 0, host = 0;
     const uint64_t len = packed->size();
     const uint64_t clusters = div_round_up(len, cs);
@@ -491,7 +491,14 @@ Status Qcow2Node::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, ui
             pos += n;
             continue;
         }
-        CoMutexGuard alloc(alloc_lock_);
+        // The clusters write_allocating may touch: up to the end of the
+        // request within this L2 table.
+        const uint64_t cs = geom_.cluster_size();
+        const uint64_t start = align_down(offset + pos, cs);
+        const uint64_t coverage = geom_.l2_coverage();
+        const uint64_t end =
+            align_up(std::min(offset + bytes, ((offset + pos) / coverage + 1) * coverage), cs);
+        AllocRangeGuard alloc(alloc_ranges_, start, end);
         uint64_t done = 0;
         TRY(write_allocating(offset + pos, bytes - pos, qiov, pos, &done));
         pos += done;
@@ -563,7 +570,7 @@ Status Qcow2Node::co_pwrite_zeroes(uint64_t offset, uint64_t bytes, uint32_t fla
     const uint64_t end = offset + bytes;
     if (!geom_.is_cluster_aligned(offset) || (!geom_.is_cluster_aligned(end) && end != size()))
         return unsupported_error("qcow2: zero write not cluster aligned");
-    CoMutexGuard alloc(alloc_lock_);
+    AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
     CoMutexGuard guard(lock_);
     for (uint64_t c = offset; c < end; c += cs)
         TRY(zero_or_discard_cluster(c, false, (flags & kReqMayUnmap) != 0, false));
@@ -579,7 +586,7 @@ Status Qcow2Node::co_pdiscard(uint64_t offset, uint64_t bytes) {
     uint64_t end = offset + bytes;
     if (end != size()) end = align_down(end, cs);
     if (start >= end) return {};
-    CoMutexGuard alloc(alloc_lock_);
+    AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
     CoMutexGuard guard(lock_);
     for (uint64_t c = start; c < end; c += cs)
         TRY(zero_or_discard_cluster(c, true, true, false));
@@ -587,7 +594,7 @@ Status Qcow2Node::co_pdiscard(uint64_t offset, uint64_t bytes) {
 }
 
 Status Qcow2Node::co_preallocate(Prealloc mode) {
-    CoMutexGuard alloc(alloc_lock_);
+    AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
     CoMutexGuard guard(lock_);
     const uint64_t cs = geom_.cluster_size();
     const uint64_t coverage = geom_.l2_coverage();
@@ -717,7 +724,7 @@ Status Qcow2Node::co_truncate(uint64_t new_size, bool, Prealloc prealloc, bool s
     if (new_size % qcow2::kSectorSize)
         return invalid_argument("The new size must be a multiple of 512");
     if (!snapshots_.empty()) return unsupported_error("Can't resize an image which has snapshots");
-    CoMutexGuard alloc(alloc_lock_);
+    AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
     CoMutexGuard guard(lock_);
     const uint64_t old_size = size();
     if (new_size < old_size) {

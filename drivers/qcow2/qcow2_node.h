@@ -2,12 +2,14 @@
 // Metadata (L1, L2 tables, refcount table and blocks, header fields) is
 // touched only under `lock_`; guest data I/O runs without it.
 //
-// Concurrency scheme (documented simplification of QEMU's in-flight
-// allocation lists): every request that changes L2 entries (allocating
-// writes, zero writes, discards, truncate) holds `alloc_lock_` from the
-// moment it reads the mapping until its new entries are linked. Reads and
-// in-place writes (clusters with COPIED set) never take it, so they run in
-// parallel with each other and with one allocating request.
+// Concurrency scheme (a simplification of QEMU's in-flight allocation
+// lists): every request that changes L2 entries holds a guest range in
+// `alloc_ranges_` from the moment it reads the mapping until its new
+// entries are linked: allocating writes hold the clusters they may allocate
+// (so two writes to one unallocated cluster serialise, and writes to other
+// clusters proceed in parallel); zero writes, discards, truncate,
+// preallocation and check hold the whole disk. Reads and in-place writes
+// (clusters with COPIED set) take no range.
 //
 // Crash ordering follows QEMU's cache dependencies (qcow2-notes.md §6):
 // refcount blocks reach the disk (and a flush) before L2 tables that use the
@@ -32,6 +34,7 @@
 #include "block/graph.h"
 #include "block/node.h"
 #include "coroutine/co_mutex.h"
+#include "coroutine/co_queue.h"
 #include "formats/qcow2/image_header.h"
 #include "formats/qcow2/l2_entry.h"
 #include "formats/qcow2/snapshot.h"
@@ -100,6 +103,34 @@ class MetaCache {
     uint64_t clock_ = 0;
     std::unordered_map<uint64_t, std::unique_ptr<Entry>> entries_;
 };
+
+// Guest ranges reserved by requests that change L2 entries.
+class AllocRanges {
+  public:
+    // Waits until [start, end) overlaps no reserved range, then reserves it.
+    void co_acquire(uint64_t start, uint64_t end);
+    void release(uint64_t start, uint64_t end);
+
+  private:
+    std::list<std::pair<uint64_t, uint64_t>> active_;
+    CoQueue waiters_;
+};
+
+class AllocRangeGuard {
+  public:
+    AllocRangeGuard(AllocRanges& ranges, uint64_t start, uint64_t end)
+        : ranges_(ranges), start_(start), end_(end) {
+        ranges_.co_acquire(start, end);
+    }
+    ~AllocRangeGuard() { ranges_.release(start_, end_); }
+    AllocRangeGuard(const AllocRangeGuard&) = delete;
+    AllocRangeGuard& operator=(const AllocRangeGuard&) = delete;
+
+  private:
+    AllocRanges& ranges_;
+    uint64_t start_, end_;
+};
+inline constexpr uint64_t kWholeDisk = ~uint64_t{0};
 
 // The mapping of a guest range (result of get_mapping).
 struct Mapping {
@@ -216,7 +247,7 @@ class Qcow2Node final : public BlockNode {
     uint64_t free_cluster_index_ = 0;
     std::vector<std::pair<uint64_t, uint64_t>> pending_discards_;
     CoMutex lock_;
-    CoMutex alloc_lock_;
+    AllocRanges alloc_ranges_;
     bool lazy_refcounts_ = false;
     bool dirty_ = false;  // on-disk dirty bit set by us (or found)
     bool corrupt_ = false;

@@ -193,11 +193,13 @@ Result<uint64_t> Qcow2Node::alloc_clusters(uint64_t count) {
                                                        " contiguous free clusters");
         const uint64_t scan_start = std::max<uint64_t>(free_cluster_index_, 1);
         uint64_t run_start = scan_start, run = 0, i = scan_start;
+        uint64_t first_free = ~uint64_t{0};
         while (run < count) {
             if ((i + 1) * cs > qcow2::kMaxHostOffset)
                 return make_error(ErrorKind::kNoSpace, "qcow2: no free clusters below 2^56");
             ASSIGN_OR_RETURN(uint64_t rc, get_refcount(i));
             if (rc == 0) {
+                if (first_free == ~uint64_t{0}) first_free = i;
                 ++run;
             } else {
                 run = 0;
@@ -216,7 +218,9 @@ Result<uint64_t> Qcow2Node::alloc_clusters(uint64_t count) {
         }
         if (restart) continue;
         TRY(update_refcount(run_start * cs, count * cs, 1, false));
-        if (run_start == scan_start) free_cluster_index_ = run_start + count;
+        // The hint is the first cluster that may be free (QEMU's
+        // free_cluster_index): past this run when the run started there.
+        free_cluster_index_ = first_free == run_start ? run_start + count : first_free;
         ::coblock::co_debug_event(file_, BlkdebugEvent::kClusterAlloc);
         return run_start * cs;
     }

@@ -351,6 +351,38 @@ TEST_F(Qcow2Test, ConcurrentAllocatingWritesToOneCluster) {
     expect_clean(*blk);
 }
 
+TEST_F(Qcow2Test, ConcurrentAllocatingWritesAcrossClusters) {
+    // 4 KiB clusters, 5000-byte requests: neighbours share clusters, so
+    // allocations of one cluster must serialise while others run.
+    QCOW2_ASSERT_OK(create_qcow2(path_, 1 << 20, {{"cluster_size", "4096"}}));
+    auto blk = open(path_);
+    ASSERT_TRUE(blk);
+    struct Req {
+        std::vector<uint8_t> data;
+        IoVector iov;
+        int ret = 1;
+    };
+    constexpr int kReqs = 100;
+    std::vector<Req> reqs(kReqs);
+    std::vector<uint8_t> shadow(1 << 20, 0);
+    for (int i = 0; i < kReqs; ++i) {
+        // Submit in a scrambled order.
+        const int slot = (i * 37) % kReqs;
+        reqs[i].data = pattern(5000, static_cast<uint8_t>(slot));
+        reqs[i].iov = IoVector(reqs[i].data.data(), 5000);
+        std::memcpy(shadow.data() + slot * 5000, reqs[i].data.data(), 5000);
+        blk->aio_pwritev(
+            slot * 5000, &reqs[i].iov,
+            [](void* opaque, int ret) { static_cast<Req*>(opaque)->ret = ret; }, &reqs[i]);
+    }
+    blk->drain();
+    for (const auto& r : reqs)
+        EXPECT_EQ(r.ret, 0);
+    expect_contents(*blk, shadow);
+    QCOW2_ASSERT_OK(blk->flush());
+    expect_clean(*blk);
+}
+
 TEST_F(Qcow2Test, RefcountTableGrowsWithSmallClusters) {
     // 512-byte clusters, 64-bit refcounts: one refcount block covers 32 KiB
     // of file, one refcount table cluster 64 blocks (2 MiB): writing 3 MiB
