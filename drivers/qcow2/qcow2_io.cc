@@ -113,10 +113,25 @@ Status Qcow2Node::read_guest(uint64_t offset, uint64_t bytes, IoVector& qiov) {
     uint64_t pos = 0;
     while (pos < bytes) {
         Mapping m;
+        uint64_t epoch = 0;
         {
             CoMutexGuard guard(lock_);
             ASSIGN_OR_RETURN(m, get_mapping(offset + pos, bytes - pos));
+            epoch = read_epoch_;
+            reads_by_epoch_[epoch]++;
         }
+        // Until this read is done its host clusters must not be reused
+        // (see wait_for_old_reads).
+        struct ReadDone {
+            Qcow2Node* node;
+            uint64_t epoch;
+            ~ReadDone() {
+                auto it = node->reads_by_epoch_.find(epoch);
+                if (it != node->reads_by_epoch_.end() && --it->second == 0)
+                    node->reads_by_epoch_.erase(it);
+                node->read_waiters_.wake_all();
+            }
+        } done{this, epoch};
         const uint64_t n = std::min(m.bytes, bytes - pos);
         const uint64_t guest = offset + pos;
         IoVector sub = qiov.slice(pos, n);
@@ -153,6 +168,11 @@ Status Qcow2Node::read_guest(uint64_t offset, uint64_t bytes, IoVector& qiov) {
         pos += n;
     }
     return {};
+}
+
+void Qcow2Node::wait_for_old_reads() {
+    while (!reads_by_epoch_.empty() && reads_by_epoch_.begin()->first < last_free_epoch_)
+        read_waiters_.co_wait(&lock_);
 }
 
 Status Qcow2Node::co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t) {
@@ -268,6 +288,7 @@ Status Qcow2Node::write_subclusters(uint64_t offset, uint64_t max, IoVector& qio
     bool fresh = false;
     {
         CoMutexGuard guard(lock_);
+        wait_for_old_reads();
         ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(offset, &l2_offset));
         ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
                          qcow2::read_l2_entry(table->data, geom_.l2_index(offset), true));
@@ -352,6 +373,7 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
     }
     {
         CoMutexGuard guard(lock_);
+        wait_for_old_reads();
         ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(offset, &l2_offset));
         const uint64_t want = div_round_up(cover_end - cluster_start, cs);
         for (uint64_t k = 0; k < want && k < max_clusters; ++k) {
@@ -438,6 +460,7 @@ Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qi
     const uint64_t clusters = div_round_up(len, cs);
     {
         CoMutexGuard guard(lock_);
+        wait_for_old_reads();
         ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(offset, &l2_offset));
         ASSIGN_OR_RETURN(
             qcow2::RawL2Entry raw,
@@ -572,6 +595,7 @@ Status Qcow2Node::co_pwrite_zeroes(uint64_t offset, uint64_t bytes, uint32_t fla
         return unsupported_error("qcow2: zero write not cluster aligned");
     AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
     CoMutexGuard guard(lock_);
+    wait_for_old_reads();
     for (uint64_t c = offset; c < end; c += cs)
         TRY(zero_or_discard_cluster(c, false, (flags & kReqMayUnmap) != 0, false));
     return {};
@@ -588,6 +612,7 @@ Status Qcow2Node::co_pdiscard(uint64_t offset, uint64_t bytes) {
     if (start >= end) return {};
     AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
     CoMutexGuard guard(lock_);
+    wait_for_old_reads();
     for (uint64_t c = start; c < end; c += cs)
         TRY(zero_or_discard_cluster(c, true, true, false));
     return {};
@@ -596,6 +621,7 @@ Status Qcow2Node::co_pdiscard(uint64_t offset, uint64_t bytes) {
 Status Qcow2Node::co_preallocate(Prealloc mode) {
     AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
     CoMutexGuard guard(lock_);
+    wait_for_old_reads();
     const uint64_t cs = geom_.cluster_size();
     const uint64_t coverage = geom_.l2_coverage();
     uint64_t file_end = file_->node()->size();
@@ -726,6 +752,7 @@ Status Qcow2Node::co_truncate(uint64_t new_size, bool, Prealloc prealloc, bool s
     if (!snapshots_.empty()) return unsupported_error("Can't resize an image which has snapshots");
     AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
     CoMutexGuard guard(lock_);
+    wait_for_old_reads();
     const uint64_t old_size = size();
     if (new_size < old_size) {
         if (!shrink_ok)

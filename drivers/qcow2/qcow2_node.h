@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -222,6 +223,18 @@ class Qcow2Node final : public BlockNode {
                                    bool full_discard);
 
     // ---- safety ----
+    // A read maps a cluster under the lock and reads it without: a cluster
+    // freed meanwhile must not be reallocated (and overwritten) before that
+    // read ends. Reads register under the epoch current at mapping time;
+    // every free starts a new epoch; allocating requests call this (lock
+    // held, before looking at any metadata) to wait for reads older than
+    // the last free.
+    void wait_for_old_reads();
+    uint64_t read_epoch_ = 0;
+    uint64_t last_free_epoch_ = 0;
+    std::map<uint64_t, int> reads_by_epoch_;
+    CoQueue read_waiters_;
+
     Status check_overlap(uint32_t ignore, uint64_t offset, uint64_t length);
     Error signal_corruption(const std::string& message);
     Status check_usable() const;

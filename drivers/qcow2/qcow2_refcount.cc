@@ -57,6 +57,7 @@ Status Qcow2Node::update_refcount(uint64_t offset, uint64_t length, int64_t delt
         TRY(qcow2::set_refcount(block->data, c % entries, geom_.refcount_order, now));
         block->dirty = true;
         if (now == 0) {
+            last_free_epoch_ = ++read_epoch_;
             free_cluster_index_ = std::min(free_cluster_index_, c);
             freed_since_flush_ = true;
             l2_clusters_.erase(c);
