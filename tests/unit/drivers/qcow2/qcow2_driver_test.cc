@@ -383,6 +383,68 @@ TEST_F(Qcow2Test, ConcurrentAllocatingWritesAcrossClusters) {
     expect_clean(*blk);
 }
 
+TEST_F(Qcow2Test, ConcurrentMixedRequestsStayConsistent) {
+    // Writes, zero writes, discards and reads in flight together over a
+    // backing file; each request owns its own 40000-byte slot so the final
+    // contents are defined.
+    const std::string base = dir_.path("base.qcow2");
+    QCOW2_ASSERT_OK(create_qcow2(base, 4 << 20, {{"cluster_size", "4096"}}));
+    std::vector<uint8_t> shadow = pattern(4 << 20, 77);
+    {
+        auto b = open(base);
+        QCOW2_ASSERT_OK(b->pwrite(0, shadow.data(), shadow.size()));
+    }
+    QCOW2_ASSERT_OK(
+        create_qcow2(path_, 4 << 20, {{"cluster_size", "4096"}}, "base.qcow2", "qcow2"));
+    auto blk = open(path_, false, {{"discard", "unmap"}});
+    ASSERT_TRUE(blk);
+    struct Req {
+        std::vector<uint8_t> data;
+        IoVector iov;
+        int ret = 1;
+    };
+    constexpr uint64_t kSlot = 40000;
+    constexpr int kSlots = 100;
+    std::vector<Req> reqs(kSlots);
+    auto done = [](void* opaque, int ret) { static_cast<Req*>(opaque)->ret = ret; };
+    for (int i = 0; i < kSlots; ++i) {
+        const int slot = (i * 31) % kSlots;
+        const uint64_t off = slot * kSlot;
+        Req& r = reqs[i];
+        switch (slot % 4) {
+            case 0:
+            case 1:
+                r.data = pattern(kSlot, static_cast<uint8_t>(slot));
+                r.iov = IoVector(r.data.data(), kSlot);
+                std::memcpy(shadow.data() + off, r.data.data(), kSlot);
+                blk->aio_pwritev(off, &r.iov, done, &r);
+                break;
+            case 2:
+                std::memset(shadow.data() + off, 0, kSlot);
+                blk->aio_pwrite_zeroes(off, kSlot, done, &r,
+                                       slot % 8 == 2 ? uint32_t{kReqMayUnmap} : 0u);
+                break;
+            case 3:
+                r.data.resize(kSlot);
+                r.iov = IoVector(r.data.data(), kSlot);
+                blk->aio_preadv(off, &r.iov, done, &r);
+                break;
+        }
+    }
+    blk->drain();
+    for (int i = 0; i < kSlots; ++i) {
+        EXPECT_EQ(reqs[i].ret, 0);
+        const int slot = (i * 31) % kSlots;
+        if (slot % 4 == 3) {
+            EXPECT_TRUE(std::equal(reqs[i].data.begin(), reqs[i].data.end(),
+                                   shadow.begin() + slot * kSlot));
+        }
+    }
+    expect_contents(*blk, shadow);
+    QCOW2_ASSERT_OK(blk->flush());
+    expect_clean(*blk);
+}
+
 TEST_F(Qcow2Test, RefcountTableGrowsWithSmallClusters) {
     // 512-byte clusters, 64-bit refcounts: one refcount block covers 32 KiB
     // of file, one refcount table cluster 64 blocks (2 MiB): writing 3 MiB
