@@ -247,6 +247,10 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
         TRY(flush_l2_cache());
         TRY(co_child_flush(file_));
         free_cluster_index_ = 0;
+        // As QEMU: a repair that leaves no corruption marks the image clean
+        // and consistent.
+        if (result.corruptions == 0 && result.check_errors == 0 && dirty_ && !read_only())
+            TRY(mark_clean());
         if (result.corruptions == 0 && result.check_errors == 0 &&
             (image_.header.incompatible_features & qcow2::kIncompatCorrupt) && !read_only()) {
             image_.header.incompatible_features &= ~qcow2::kIncompatCorrupt;

@@ -144,18 +144,21 @@ Status Qcow2Node::co_open(OpenContext& ctx, const Qcow2Options& options) {
     ASSIGN_OR_RETURN(uint64_t cs, qcow2::probe_cluster_size(ByteSpan(probe, sizeof probe)));
     std::vector<std::byte> cluster0(cs);
     TRY(read_padded(file_, 0, cluster0.data(), cs));
-    ASSIGN_OR_RETURN(image_, qcow2::parse_image_header(cluster0));
+    qcow2::HeaderParseOptions parse_options;
+    parse_options.check_mode = ctx.flags().check;
+    ASSIGN_OR_RETURN(image_, qcow2::parse_image_header(cluster0, parse_options));
     const qcow2::Header& h = image_.header;
     geom_ = qcow2::header_geometry(h);
 
-    if ((h.incompatible_features & qcow2::kIncompatCorrupt) && !read_only)
+    // qemu-img check may open a corrupt image read-write to repair it.
+    if ((h.incompatible_features & qcow2::kIncompatCorrupt) && !read_only && !ctx.flags().check)
         return Error{ErrorKind::kPermission, EACCES,
                      "qcow2: Image is corrupt; cannot be opened read/write", std::nullopt};
     corrupt_ = (h.incompatible_features & qcow2::kIncompatCorrupt) != 0;
     if (h.incompatible_features & qcow2::kIncompatDataFile)
         return unsupported_error(
             "qcow2: external data files (incompatible feature bit 2) are not supported");
-    if (h.refcount_table_clusters == 0)
+    if (h.refcount_table_clusters == 0 && !ctx.flags().check)
         return corrupt_error("qcow2: Image does not contain a reference count table");
 
     set_size(qcow2::virtual_disk_size(h));
@@ -197,7 +200,11 @@ Status Qcow2Node::co_open(OpenContext& ctx, const Qcow2Options& options) {
             if (scan.bytes <= want) return corrupt_error("qcow2: snapshot table scan stalled");
             want = scan.bytes;
         }
-        ASSIGN_OR_RETURN(snapshots_, qcow2::parse_snapshot_table(bytes, h.nb_snapshots));
+        auto parsed = qcow2::parse_snapshot_table(bytes, h.nb_snapshots);
+        if (parsed.ok())
+            snapshots_ = std::move(*parsed);
+        else if (!ctx.flags().check)  // check reports what it can without them
+            return std::move(parsed).error();
     }
 
     // Runtime options.
@@ -313,13 +320,13 @@ Status Qcow2Node::co_open(OpenContext& ctx, const Qcow2Options& options) {
             image_.extensions.bitmaps.reset();
             TRY(rewrite_header());
         }
-        if (dirty_) {
+        // qemu-img check reports and repairs a dirty image itself.
+        if (dirty_ && !ctx.flags().check) {
             // Refcounts on disk may lag (lazy refcounts and a crash): rebuild.
             CheckResult result;
             TRY(co_check(result, CheckFix::kAll));
             if (result.check_errors)
                 return make_error(ErrorKind::kIo, "Could not repair dirty image");
-            dirty_ = true;
             TRY(mark_clean());
         }
     }

@@ -395,5 +395,33 @@ TEST_F(Qcow2InteropTest, OverlapWithMetadataMarksImageCorrupt) {
     EXPECT_FALSE(rw.ok());
 }
 
+TEST_F(Qcow2InteropTest, CheckModeOpenRepairsDirtyAndCorruptImages) {
+    const std::string img = p("dirty.qcow2");
+    ASSERT_EQ(run_command(std::string(kQemuImg) + " create -q -f qcow2 -o lazy_refcounts=on " +
+                          img + " 4M"),
+              0);
+    run_command(std::string(kQemuIo) + " -f qcow2 -c 'write 0 128k' -c abort " + img);
+    // Mark it corrupt as well (incompatible bits: dirty | corrupt).
+    testing::write_file(img, 72, {0, 0, 0, 0, 0, 0, 0, 3});
+    OpenFlags flags;
+    flags.check = true;
+    {
+        qapi::OptionsTree options{{"driver", "qcow2"}};
+        auto blk = BlockBackend::open(img, options, flags);
+        ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+        auto r = check_image(**blk, CheckFix::kNone);
+        ASSERT_TRUE(r.ok());
+        EXPECT_EQ(r->corruptions, 4);  // two refcounts, two COPIED flags (qcow2-notes §7)
+        auto fixed = check_image(**blk, CheckFix::kAll);
+        ASSERT_TRUE(fixed.ok());
+        EXPECT_EQ(fixed->corruptions, 0);
+        // Once the refcounts are repaired the COPIED flags are right again.
+        EXPECT_EQ(fixed->corruptions_fixed, 2);
+    }
+    auto word = testing::read_file(img, 72, 8);
+    EXPECT_EQ(word[7], 0) << "dirty and corrupt bits cleared";
+    expect_qemu_check_clean(img);
+}
+
 }  // namespace
 }  // namespace coblock
