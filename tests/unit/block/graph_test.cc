@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -56,8 +57,11 @@ TEST(Registry, RegisteredDriverNames) {
     std::vector<std::string> names;
     for (const BlockDriver* d : block_drivers())
         names.push_back(d->name);
-    EXPECT_EQ(names,
-              (std::vector<std::string>{"file", "host_device", "null-aio", "null-co", "raw"}));
+    // The core drivers, in name order; format drivers added in their own
+    // folders (qcow2, qcow, vhdx, blkdebug...) may appear in between.
+    EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+    for (const char* core : {"file", "host_device", "null-aio", "null-co", "raw"})
+        EXPECT_NE(std::find(names.begin(), names.end(), core), names.end()) << core;
 }
 
 TEST(Registry, ProtocolPrefixes) {
