@@ -164,8 +164,9 @@ Result<MetaCache::Entry*> Qcow2Node::cache_get(MetaCache& cache, uint64_t offset
     if (MetaCache::Entry* hit = cache.find(offset)) return hit;
     std::vector<std::byte> data(geom_.cluster_size());
     if (load) {
-        ::coblock::co_debug_event(file_,
-                                  is_l2 ? BlkdebugEvent::kL2Load : BlkdebugEvent::kRefblockLoad);
+        // Refcount block misses raise nothing here: QEMU raises
+        // refblock_load per lookup (update_refcount).
+        if (is_l2) ::coblock::co_debug_event(file_, BlkdebugEvent::kL2Load);
         TRY(co_child_pread(file_, offset, data.data(), data.size()));
         if (MetaCache::Entry* raced = cache.find(offset)) return raced;
     }

@@ -253,6 +253,7 @@ Result<MetaCache::Entry*> Qcow2Node::get_l2_for_write(uint64_t guest_offset, uin
     ASSIGN_OR_RETURN(uint64_t table, alloc_clusters(1));
     TRY(flush_refcount_cache());
     ::coblock::co_debug_event(file_, BlkdebugEvent::kL2AllocWrite);
+    ::coblock::co_debug_event(file_, BlkdebugEvent::kL2Update);
     TRY(check_overlap(0, table, cs));
     TRY(co_child_pwrite(file_, table, data.data(), data.size()));
     TRY(co_child_flush(file_));

@@ -30,6 +30,10 @@ Status Qcow2Node::update_refcount(uint64_t offset, uint64_t length, int64_t delt
     const uint64_t last = (offset + length - 1) / cs;
     for (uint64_t c = first; c <= last; ++c) {
         const uint64_t t = c / entries;
+        // QEMU's alloc_refcount_block/load_refcount_block events, per lookup.
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockAlloc);
+        if (t < reftable_.size() && reftable_[t] != 0)
+            ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockLoad);
         if (t >= reftable_.size() || reftable_[t] == 0) {
             if (delta < 0)
                 return signal_corruption("Refcount of cluster " + hex_string(c * cs) +
@@ -82,7 +86,6 @@ Status Qcow2Node::ensure_refblock(uint64_t t, bool* created, uint64_t preferred)
     }
     if (reftable_[t] != 0) return {};
     if (t == 0) return signal_corruption("Refcount table has no block for the header cluster");
-    ::coblock::co_debug_event(file_, BlkdebugEvent::kRefblockAlloc);
     const uint64_t cs = geom_.cluster_size();
     const uint64_t entries = geom_.refcount_block_entries();
     // Every cluster this block will describe has refcount 0 (there was no
@@ -192,6 +195,7 @@ Result<uint64_t> Qcow2Node::alloc_clusters(uint64_t count) {
         if (attempt > 64)
             return make_error(ErrorKind::kNoSpace, "qcow2: cannot find " + std::to_string(count) +
                                                        " contiguous free clusters");
+        if (attempt == 0) ::coblock::co_debug_event(file_, BlkdebugEvent::kClusterAlloc);
         const uint64_t scan_start = std::max<uint64_t>(free_cluster_index_, 1);
         uint64_t run_start = scan_start, run = 0, i = scan_start;
         uint64_t first_free = ~uint64_t{0};
@@ -222,7 +226,6 @@ Result<uint64_t> Qcow2Node::alloc_clusters(uint64_t count) {
         // The hint is the first cluster that may be free (QEMU's
         // free_cluster_index): past this run when the run started there.
         free_cluster_index_ = first_free == run_start ? run_start + count : first_free;
-        ::coblock::co_debug_event(file_, BlkdebugEvent::kClusterAlloc);
         return run_start * cs;
     }
 }
