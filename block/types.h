@@ -99,6 +99,7 @@ struct OpenFlags {
     DiscardMode discard = DiscardMode::kIgnore;
     DetectZeroes detect_zeroes = DetectZeroes::kOff;
     bool locking = true;
+    bool check = false;  // opened for qemu-img check (BDRV_O_CHECK): formats relax open checks
 };
 
 // Maps "none", "writeback", ... onto OpenFlags as QEMU's bdrv_parse_cache_mode.
