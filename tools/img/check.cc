@@ -96,6 +96,10 @@ int img_check(int argc, char** argv) {
     };
     ImageSpec spec;
     spec.flags.read_only = true;
+    // As qemu-img (BDRV_O_CHECK): formats open what a normal open refuses
+    // (a corrupt qcow2 read-write for -r) and leave dirty images for the
+    // check to repair and report instead of repairing them silently.
+    spec.flags.check = true;
     bool json = false;
     bool quiet = false;
     bool progress = false;
