@@ -50,8 +50,24 @@ class CrashNode final : public BlockNode {
     bool crashed() const { return crashed_; }
     std::vector<std::string>& log() { return log_; }
 
+    // Records the events the qcow driver raises. The request layer's own
+    // events for writes and flushes arriving here (pwritev, pwritev_done,
+    // flush_to_*, ...) are left out: they are not the driver's.
     void co_debug_event(BlkdebugEvent event) override {
-        log_.emplace_back(blkdebug_event_name(event));
+        switch (event) {
+            case BlkdebugEvent::kPwritev:
+            case BlkdebugEvent::kPwritevZero:
+            case BlkdebugEvent::kPwritevDone:
+            case BlkdebugEvent::kPwritevRmwHead:
+            case BlkdebugEvent::kPwritevRmwAfterHead:
+            case BlkdebugEvent::kPwritevRmwTail:
+            case BlkdebugEvent::kPwritevRmwAfterTail:
+            case BlkdebugEvent::kFlushToOs:
+            case BlkdebugEvent::kFlushToDisk:
+                return;
+            default:
+                log_.emplace_back(blkdebug_event_name(event));
+        }
     }
 
     Status co_preadv(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t) override {
