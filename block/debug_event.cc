@@ -68,7 +68,9 @@ BlockNode* find_debug_node(BlockNode* node) {
     return node;
 }
 
-Status no_debug_node() { return unsupported_error("no blkdebug node below the root"); }
+Status no_debug_node() {
+    return unsupported_error("no blkdebug node below the root");
+}
 
 }  // namespace
 

@@ -23,29 +23,8 @@ QEMU_IMG=$(command -v qemu-img || true)
 # once its cause is fixed.
 declare -A KNOWN=()
 
-count=0
-failed=0
-pass() { count=$((count + 1)); echo "ok $count - $1"; }
-fail() {
-    count=$((count + 1))
-    local name=$1
-    shift
-    if [[ -n "${KNOWN[$name]:-}" ]]; then
-        echo "not ok $count - $name # TODO ${KNOWN[$name]}"
-    else
-        echo "not ok $count - $name"
-        failed=$((failed + 1))
-    fi
-    printf '#   %s\n' "$@"
-}
-skip() { count=$((count + 1)); echo "ok $count - $1 # SKIP $2"; }
-
-# run DIR TOOL ARGS... -> $DIR/out, $DIR/err, $DIR/rc
-run() {
-    local dir=$1
-    shift
-    (cd "$dir" && "$@" >out 2>err </dev/null; echo $? >rc)
-}
+# shellcheck source=tests/img/tap_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tap_lib.sh"
 
 # compare NAME ARGS...: same stdout, stderr and exit status from both tools.
 compare() {

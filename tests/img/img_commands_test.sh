@@ -37,29 +37,8 @@ declare -A KNOWN=(
     [resize-vhdx]="vhdx driver: supports resize; QEMU 7.2's vhdx has no truncate"
 )
 
-count=0
-failed=0
-pass() { count=$((count + 1)); echo "ok $count - $1"; }
-fail() {
-    count=$((count + 1))
-    local name=$1
-    shift
-    if [[ -n "${KNOWN[$name]:-}" ]]; then
-        echo "not ok $count - $name # TODO ${KNOWN[$name]}"
-    else
-        echo "not ok $count - $name"
-        failed=$((failed + 1))
-    fi
-    printf '#   %s\n' "$@"
-}
-skip() { count=$((count + 1)); echo "ok $count - $1 # SKIP $2"; }
-
-# run DIR TOOL ARGS... -> $DIR/out, $DIR/err, $DIR/rc
-run() {
-    local dir=$1
-    shift
-    (cd "$dir" && "$@" >out 2>err </dev/null; echo $? >rc)
-}
+# shellcheck source=tests/img/tap_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tap_lib.sh"
 
 # diff_runs NAME ARGS...: $WORK/q and $WORK/c hold the two runs' results.
 diff_runs() {
