@@ -120,6 +120,25 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
     rc.inc(h.l1_table_offset, uint64_t{h.l1_size} * 8);
     TRY(walk_l1(l1_, true));
     for (const auto& s : snapshots_) {
+        // QEMU's calculate_refcounts: a snapshot whose L1 table is
+        // misaligned or too large is counted as corrupt and not walked (a
+        // hostile l1_size would otherwise make us read up to 32 GiB).
+        if (s.l1_table_offset % cs != 0) {
+            std::fprintf(stderr,
+                         "ERROR snapshot %s (%s) l1_offset=%#" PRIx64
+                         ": L1 table is not cluster aligned; snapshot table entry corrupted\n",
+                         s.id.c_str(), s.name.c_str(), s.l1_table_offset);
+            result.corruptions++;
+            continue;
+        }
+        if (s.l1_size > qcow2::kMaxL1Entries) {
+            std::fprintf(stderr,
+                         "ERROR snapshot %s (%s) l1_size=%#" PRIx32
+                         ": L1 table is too large; snapshot table entry corrupted\n",
+                         s.id.c_str(), s.name.c_str(), s.l1_size);
+            result.corruptions++;
+            continue;
+        }
         rc.inc(s.l1_table_offset, uint64_t{s.l1_size} * 8);
         std::vector<std::byte> bytes(uint64_t{s.l1_size} * 8);
         TRY(read_file_padded(s.l1_table_offset, bytes.data(), bytes.size()));
