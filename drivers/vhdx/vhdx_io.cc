@@ -26,6 +26,7 @@ uint64_t VhdxNode::file_size() const {
 }
 
 Status VhdxNode::co_read_file(uint64_t offset, void* buf, size_t bytes) {
+    if (bytes == 0) return {};  // buf may be null then (an empty table's data())
     auto* out = static_cast<std::byte*>(buf);
     const uint64_t real = file_->node()->size();
     const uint64_t n = offset < real ? std::min<uint64_t>(bytes, real - offset) : 0;
