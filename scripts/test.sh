@@ -2,7 +2,7 @@
 # Run every coblock test, the way CI does (.ci/run calls this):
 #   1. install missing Debian packages (scripts/lib/packages.sh);
 #   2. configure and build `build` (plain, debugoptimized) and `build-asan`
-#      (ASan+UBSan), and run `meson test` in each;
+#      (ASan+UBSan at -O1 -g1), and run `meson test` in each;
 #   3. run the extra CI stages listed in STAGES that exist (e.g. fuzz/ci.sh).
 # Results are counted per GoogleTest case (scripts/lib/count_junit.py); a
 # failed build, a crashed program or a broken stage counts as one failure.
