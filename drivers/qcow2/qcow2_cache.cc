@@ -71,16 +71,33 @@ void AllocRanges::release(uint64_t start, uint64_t end) {
 
 // ---- dependencies ----------------------------------------------------------
 
-void Qcow2Node::set_l2_depends_on_refcount() {
+Status Qcow2Node::set_l2_depends_on_refcount() {
     // In lazy-refcount mode L2 tables never wait for refcount blocks.
-    if (lazy_refcounts_) return;
+    if (lazy_refcounts_) return {};
+    // As QEMU's qcow2_cache_set_dependency: when refcount blocks already
+    // wait for L2 tables (a free), write them back first (after the L2
+    // tables they wait for). Otherwise the two caches would wait on each
+    // other and the L2 write-back, reached again from the refcount
+    // write-back, would write an L2 table before the refcount block that
+    // counts its new clusters (found by the crash test).
+    if (refcount_depends_on_l2_) TRY(flush_refcount_cache());
     l2_depends_on_refcount_ = true;
+    return {};
 }
 
 Status Qcow2Node::set_refcount_depends_on_l2() {
     // QEMU's qcow2_cache_set_dependency: a dependency that itself depends on
-    // something is resolved first, so the two never wait on each other.
-    if (l2_depends_on_refcount_) TRY(flush_refcount_cache());
+    // something is resolved first, so the two never wait on each other. The
+    // refcount blocks are made durable here and the L2 dependency dropped:
+    // left set, a later refcount write-back would reach the L2 write-back,
+    // which would write the refcount blocks again (showing the lower counts)
+    // before the L2 tables that dropped the references.
+    if (l2_depends_on_refcount_) {
+        TRY(flush_refcount_cache());
+        TRY(co_child_flush(file_));
+        l2_depends_on_refcount_ = false;
+        l2_depends_on_flush_ = false;
+    }
     refcount_depends_on_l2_ = true;
     return {};
 }

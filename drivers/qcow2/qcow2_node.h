@@ -188,7 +188,7 @@ class Qcow2Node final : public BlockNode {
     Status flush_refcount_cache();
     Status prepare_l2_writeback();
     Status prepare_refcount_writeback();
-    void set_l2_depends_on_refcount();
+    Status set_l2_depends_on_refcount();
     Status set_refcount_depends_on_l2();
     Status flush_caches(bool include_refcounts);
     Status write_l1_entry(uint64_t index);

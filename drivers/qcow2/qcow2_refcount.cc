@@ -73,7 +73,7 @@ Status Qcow2Node::update_refcount(uint64_t offset, uint64_t length, int64_t delt
             ::coblock::co_debug_event(file_, BlkdebugEvent::kClusterFree);
         }
     }
-    if (delta > 0) set_l2_depends_on_refcount();
+    if (delta > 0) TRY(set_l2_depends_on_refcount());
     return {};
 }
 
