@@ -181,6 +181,15 @@ Result<MetaCache::Entry*> Qcow2Node::cache_get(MetaCache& cache, uint64_t offset
     if (MetaCache::Entry* hit = cache.find(offset)) return hit;
     std::vector<std::byte> data(geom_.cluster_size());
     if (load) {
+        // A table that starts past the end of the file would read as zeros
+        // (QEMU's behaviour): refuse it by name instead.
+        const uint64_t file_size = file_->node()->size();
+        if (offset >= file_size)
+            return corrupt_error(std::string("qcow2: ") + (is_l2 ? "L2 table" : "refcount block") +
+                                     " at " + qcow2::hex_string(offset) +
+                                     " starts beyond the end of the file (" +
+                                     std::to_string(file_size) + " bytes)",
+                                 offset);
         // Refcount block misses raise nothing here: QEMU raises
         // refblock_load per lookup (update_refcount).
         if (is_l2) ::coblock::co_debug_event(file_, BlkdebugEvent::kL2Load);

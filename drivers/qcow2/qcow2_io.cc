@@ -101,6 +101,12 @@ Result<Mapping> Qcow2Node::get_mapping(uint64_t offset, uint64_t max_bytes) {
 
 Status Qcow2Node::read_compressed(const qcow2::L2Entry& entry, std::vector<std::byte>& cluster) {
     const qcow2::Extent ext = qcow2::compressed_read_extent(entry);
+    const uint64_t file_size = file_->node()->size();
+    if (ext.offset >= file_size)
+        return corrupt_error("qcow2: compressed cluster at host offset " + hex_string(ext.offset) +
+                                 " starts beyond the end of the file (" +
+                                 std::to_string(file_size) + " bytes)",
+                             ext.offset);
     std::vector<std::byte> buf(ext.length);
     ::coblock::co_debug_event(file_, BlkdebugEvent::kReadCompressed);
     TRY(read_file_padded(ext.offset, buf.data(), buf.size()));
@@ -238,6 +244,10 @@ Result<MetaCache::Entry*> Qcow2Node::get_l2_for_write(uint64_t guest_offset, uin
             return signal_corruption("L2 table offset " + hex_string(old) +
                                      " unaligned (L1 index: " + hex_string(l1i) + ")");
         if (e & qcow2::kCopiedFlag) {
+            // The table will be written back: refuse a table that lies on
+            // other metadata now, before this request writes guest data
+            // anywhere (the write-back check would come too late for that).
+            TRY(check_overlap(kOverlapActiveL2, old, geom_.cluster_size()));
             *l2_offset = old;
             return load_l2(old);
         }

@@ -11,6 +11,7 @@
 #include "drivers/qcow2/qcow2_node.h"
 #include "formats/qcow2/header.h"
 #include "formats/qcow2/refcount.h"
+#include "formats/qcow2/table_placement.h"
 
 namespace coblock::qcow2drv {
 
@@ -162,6 +163,8 @@ Status Qcow2Node::co_open(OpenContext& ctx, const Qcow2Options& options) {
         return corrupt_error("qcow2: Image does not contain a reference count table");
 
     set_size(qcow2::virtual_disk_size(h));
+    // check reads what it can of a damaged image and reports the rest.
+    if (!ctx.flags().check) TRY(qcow2::check_table_placement(h, file_->node()->size()));
 
     // Tables.
     const qcow2::HeaderPlan plan = qcow2::header_plan(h);

@@ -222,6 +222,10 @@ Result<uint64_t> Qcow2Node::alloc_clusters(uint64_t count) {
             break;
         }
         if (restart) continue;
+        // A free cluster that holds metadata means a refcount of 0 for a
+        // used cluster: stop before counting it (which would write the
+        // refcount block) rather than at the write that would destroy it.
+        TRY(check_overlap(0, run_start * cs, count * cs));
         TRY(update_refcount(run_start * cs, count * cs, 1, false));
         // The hint is the first cluster that may be free (QEMU's
         // free_cluster_index): past this run when the run started there.
