@@ -179,7 +179,7 @@ Status Qcow2Node::flush_caches(bool include_refcounts) {
 Result<MetaCache::Entry*> Qcow2Node::cache_get(MetaCache& cache, uint64_t offset, bool load,
                                                bool is_l2) {
     if (MetaCache::Entry* hit = cache.find(offset)) return hit;
-    std::vector<std::byte> data(geom_.cluster_size());
+    std::vector<std::byte> data(is_l2 ? l2_slice_bytes() : geom_.cluster_size());
     if (load) {
         // A table that starts past the end of the file would read as zeros
         // (QEMU's behaviour): refuse it by name instead.
@@ -208,8 +208,27 @@ Result<MetaCache::Entry*> Qcow2Node::cache_get(MetaCache& cache, uint64_t offset
     return entry;
 }
 
-Result<MetaCache::Entry*> Qcow2Node::load_l2(uint64_t l2_offset) {
-    return cache_get(l2_cache_, l2_offset, true, true);
+Result<MetaCache::Entry*> Qcow2Node::load_l2_slice(uint64_t l2_offset, uint64_t l2_index) {
+    return cache_get(l2_cache_, l2_offset + (l2_index / l2_slice_entries_) * l2_slice_bytes(), true,
+                     true);
+}
+
+Status Qcow2Node::read_l2_table(uint64_t l2_offset, std::vector<std::byte>& table) {
+    const uint64_t cs = geom_.cluster_size();
+    table.assign(cs, std::byte{0});
+    TRY(read_file_padded(l2_offset, table.data(), cs));
+    const uint64_t slice = l2_slice_bytes();
+    for (uint64_t pos = 0; pos < cs; pos += slice)
+        if (MetaCache::Entry* cached = l2_cache_.find(l2_offset + pos))
+            std::copy(cached->data.begin(), cached->data.end(), table.begin() + pos);
+    return {};
+}
+
+void Qcow2Node::drop_l2_table(uint64_t l2_offset) {
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t slice = l2_slice_bytes();
+    for (uint64_t pos = 0; pos < cs; pos += slice)
+        l2_cache_.erase(l2_offset + pos);
 }
 
 Result<MetaCache::Entry*> Qcow2Node::load_refblock(uint64_t offset) {

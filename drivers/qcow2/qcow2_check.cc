@@ -74,11 +74,8 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
             }
             rc.inc(l2off, cs);
             if (l2off + cs > align_up(file_size, cs)) continue;
-            std::vector<std::byte> table(cs);
-            if (MetaCache::Entry* cached = l2_cache_.find(l2off))
-                table = cached->data;
-            else
-                TRY(co_child_pread(file_, l2off, table.data(), cs));
+            std::vector<std::byte> table;
+            TRY(read_l2_table(l2off, table));
             uint64_t next_contiguous = 0;
             for (uint64_t j = 0; j < geom_.l2_entries(); ++j) {
                 ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
@@ -232,10 +229,11 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
             }
         }
         if (l2off + cs > align_up(file_size, cs)) continue;
-        ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2(l2off));
         for (uint64_t j = 0; j < geom_.l2_entries(); ++j) {
+            ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2_slice(l2off, j));
+            const uint64_t js = j % l2_slice_entries_;
             ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
-                             qcow2::read_l2_entry(table->data, j, geom_.extended_l2));
+                             qcow2::read_l2_entry(table->data, js, geom_.extended_l2));
             const qcow2::L2Entry e = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
             if (e.compressed || e.host_offset == 0 || !geom_.is_cluster_aligned(e.host_offset))
                 continue;
@@ -248,7 +246,7 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
                 if (fix == CheckFix::kAll) {
                     raw.word = dr == 1 ? (raw.word | qcow2::kCopiedFlag)
                                        : (raw.word & ~qcow2::kCopiedFlag);
-                    TRY(qcow2::write_l2_entry(table->data, j, geom_.extended_l2, raw));
+                    TRY(qcow2::write_l2_entry(table->data, js, geom_.extended_l2, raw));
                     table->dirty = true;
                     result.corruptions_fixed++;
                 } else {

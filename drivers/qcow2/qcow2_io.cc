@@ -34,7 +34,8 @@ Status Qcow2Node::read_file_padded(uint64_t offset, std::byte* out, uint64_t len
 
 Result<Mapping> Qcow2Node::get_mapping(uint64_t offset, uint64_t max_bytes) {
     Mapping m;
-    const uint64_t coverage = geom_.l2_coverage();
+    // One lookup stays within one cached slice of one L2 table.
+    const uint64_t coverage = l2_slice_coverage();
     const uint64_t cover_end = std::min(offset + max_bytes, (offset / coverage + 1) * coverage);
     const uint64_t l1i = geom_.l1_index(offset);
     if (l1i >= l1_.size() || (l1_[l1i] & qcow2::kL1OffsetMask) == 0) {
@@ -46,7 +47,7 @@ Result<Mapping> Qcow2Node::get_mapping(uint64_t offset, uint64_t max_bytes) {
     if (Status st = qcow2::validate_l1_entry(l1e, geom_, l1i); !st.ok())
         return signal_corruption("L2 table offset " + hex_string(l1e.l2_offset) +
                                  " unaligned (L1 index: " + hex_string(l1i) + ")");
-    ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2(l1e.l2_offset));
+    ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2(l1e.l2_offset, offset));
     const qcow2::L2Context l2ctx{image_.header.version, false};
     const uint64_t sub_size = geom_.subcluster_size();
     uint64_t pos = offset;
@@ -55,7 +56,7 @@ Result<Mapping> Qcow2Node::get_mapping(uint64_t offset, uint64_t max_bytes) {
     while (pos < cover_end) {
         const uint64_t l2i = geom_.l2_index(pos);
         ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
-                         qcow2::read_l2_entry(table->data, l2i, geom_.extended_l2));
+                         qcow2::read_l2_entry(table->data, l2_slice_index(pos), geom_.extended_l2));
         const qcow2::L2Entry e = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
         if (Status st = qcow2::validate_l2_entry(e, geom_, l2ctx, l2i); !st.ok()) {
             if (first) return signal_corruption(st.error().message);
@@ -249,7 +250,7 @@ Result<MetaCache::Entry*> Qcow2Node::get_l2_for_write(uint64_t guest_offset, uin
             // anywhere (the write-back check would come too late for that).
             TRY(check_overlap(kOverlapActiveL2, old, geom_.cluster_size()));
             *l2_offset = old;
-            return load_l2(old);
+            return load_l2(old, guest_offset);
         }
     }
     // A new table (zeros), or a private copy of a table shared with a snapshot.
@@ -257,8 +258,7 @@ Result<MetaCache::Entry*> Qcow2Node::get_l2_for_write(uint64_t guest_offset, uin
     std::vector<std::byte> data(cs);
     if (old) {
         ::coblock::co_debug_event(file_, BlkdebugEvent::kL2AllocCowRead);
-        ASSIGN_OR_RETURN(MetaCache::Entry * src, load_l2(old));
-        data = src->data;
+        TRY(read_l2_table(old, data));
     }
     ASSIGN_OR_RETURN(uint64_t table, alloc_clusters(1));
     TRY(flush_refcount_cache());
@@ -268,7 +268,7 @@ Result<MetaCache::Entry*> Qcow2Node::get_l2_for_write(uint64_t guest_offset, uin
     TRY(co_child_pwrite(file_, table, data.data(), data.size()));
     TRY(co_child_flush(file_));
     l2_clusters_.insert(table >> geom_.cluster_bits);
-    l2_cache_.erase(table);
+    drop_l2_table(table);
     l1_[l1i] = table | qcow2::kCopiedFlag;
     TRY(write_l1_entry(l1i));
     if (old) {
@@ -277,7 +277,7 @@ Result<MetaCache::Entry*> Qcow2Node::get_l2_for_write(uint64_t guest_offset, uin
         // The table may live on (shared): keep it out of the active set only.
     }
     *l2_offset = table;
-    return cache_get(l2_cache_, table, true, true);
+    return load_l2(table, guest_offset);
 }
 
 // Extended L2 (qcow2-notes.md §12): a write into an unallocated cluster, or
@@ -302,7 +302,7 @@ Status Qcow2Node::write_subclusters(uint64_t offset, uint64_t max, IoVector& qio
         wait_for_old_reads();
         ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(offset, &l2_offset));
         ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
-                         qcow2::read_l2_entry(table->data, geom_.l2_index(offset), true));
+                         qcow2::read_l2_entry(table->data, l2_slice_index(offset), true));
         const qcow2::L2Entry e = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
         if (e.compressed || (e.host_offset != 0 && !e.copied)) return {};
         *handled = true;
@@ -347,9 +347,9 @@ Status Qcow2Node::write_subclusters(uint64_t offset, uint64_t max, IoVector& qio
         return st;
     }
     TRY(mark_dirty());
-    ASSIGN_OR_RETURN(MetaCache::Entry * table, cache_get(l2_cache_, l2_offset, true, true));
+    ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2(l2_offset, offset));
     ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
-                     qcow2::read_l2_entry(table->data, geom_.l2_index(offset), true));
+                     qcow2::read_l2_entry(table->data, l2_slice_index(offset), true));
     const uint32_t first = static_cast<uint32_t>((cow_start - cluster_start) / sub);
     const uint32_t last = static_cast<uint32_t>((cow_end - cluster_start) / sub);
     uint64_t mask = 0;
@@ -357,7 +357,7 @@ Status Qcow2Node::write_subclusters(uint64_t offset, uint64_t max, IoVector& qio
         mask |= uint64_t{1} << i;
     raw.word = host | qcow2::kCopiedFlag;
     raw.bitmap = (raw.bitmap | mask) & ~(mask << 32);
-    TRY(qcow2::write_l2_entry(table->data, geom_.l2_index(offset), true, raw));
+    TRY(qcow2::write_l2_entry(table->data, l2_slice_index(offset), true, raw));
     table->dirty = true;
     l2_depends_on_flush_ = true;
     *done = w_end - offset;
@@ -369,7 +369,7 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
     *done = 0;
     const uint64_t cs = geom_.cluster_size();
     const uint64_t cluster_start = align_down(offset, cs);
-    const uint64_t coverage = geom_.l2_coverage();
+    const uint64_t coverage = l2_slice_coverage();
     const uint64_t cover_end = std::min(offset + max, (offset / coverage + 1) * coverage);
     // At most 32 MiB of new clusters per round.
     // (and at most half a refcount block range, see alloc_clusters).
@@ -388,7 +388,7 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
         ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(offset, &l2_offset));
         const uint64_t want = div_round_up(cover_end - cluster_start, cs);
         for (uint64_t k = 0; k < want && k < max_clusters; ++k) {
-            const uint64_t l2i = geom_.l2_index(cluster_start + k * cs);
+            const uint64_t l2i = l2_slice_index(cluster_start + k * cs);
             ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
                              qcow2::read_l2_entry(table->data, l2i, geom_.extended_l2));
             const qcow2::L2Entry e = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
@@ -435,9 +435,9 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
         return st;
     }
     TRY(mark_dirty());
-    ASSIGN_OR_RETURN(MetaCache::Entry * table, cache_get(l2_cache_, l2_offset, true, true));
+    ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2(l2_offset, cluster_start));
     for (uint64_t k = 0; k < n; ++k) {
-        const uint64_t l2i = geom_.l2_index(cluster_start + k * cs);
+        const uint64_t l2i = l2_slice_index(cluster_start + k * cs);
         qcow2::RawL2Entry raw{(host + k * cs) | qcow2::kCopiedFlag,
                               geom_.extended_l2 ? kAllAllocBits : 0};
         TRY(qcow2::write_l2_entry(table->data, l2i, geom_.extended_l2, raw));
@@ -508,7 +508,14 @@ Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qi
 
 Status Qcow2Node::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags) {
     TRY(check_usable());
-    if (flags & kReqWriteCompressed) return write_compressed(offset, bytes, qiov);
+    if (flags & kReqWriteCompressed) {
+        // write_compressed indexes the L2 slice by table index: only right
+        // when a slice is the whole table (the default entry size).
+        if (l2_slice_entries_ != geom_.l2_entries())
+            return unsupported_error(
+                "qcow2: compressed writes need l2-cache-entry-size equal to the cluster size");
+        return write_compressed(offset, bytes, qiov);
+    }
     uint64_t pos = 0;
     while (pos < bytes) {
         Mapping m;
@@ -529,7 +536,7 @@ Status Qcow2Node::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, ui
         // request within this L2 table.
         const uint64_t cs = geom_.cluster_size();
         const uint64_t start = align_down(offset + pos, cs);
-        const uint64_t coverage = geom_.l2_coverage();
+        const uint64_t coverage = l2_slice_coverage();
         const uint64_t end =
             align_up(std::min(offset + bytes, ((offset + pos) / coverage + 1) * coverage), cs);
         AllocRangeGuard alloc(alloc_ranges_, start, end);
@@ -552,10 +559,10 @@ Status Qcow2Node::zero_or_discard_cluster(uint64_t guest, bool discard, bool unm
     if (have_table) {
         ASSIGN_OR_RETURN(Mapping m, get_mapping(guest, geom_.cluster_size()));
         (void)m;  // validates the entry
-        ASSIGN_OR_RETURN(table, load_l2(l1_[l1i] & qcow2::kL1OffsetMask));
+        ASSIGN_OR_RETURN(table, load_l2(l1_[l1i] & qcow2::kL1OffsetMask, guest));
         ASSIGN_OR_RETURN(
             qcow2::RawL2Entry raw,
-            qcow2::read_l2_entry(table->data, geom_.l2_index(guest), geom_.extended_l2));
+            qcow2::read_l2_entry(table->data, l2_slice_index(guest), geom_.extended_l2));
         old = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
     }
     const bool allocated = old.host_offset != 0 || old.compressed;
@@ -584,11 +591,11 @@ Status Qcow2Node::zero_or_discard_cluster(uint64_t guest, bool discard, bool unm
     if (have_table) {
         ASSIGN_OR_RETURN(
             qcow2::RawL2Entry cur,
-            qcow2::read_l2_entry(table->data, geom_.l2_index(guest), geom_.extended_l2));
+            qcow2::read_l2_entry(table->data, l2_slice_index(guest), geom_.extended_l2));
         if (cur == now) return {};
     }
     ASSIGN_OR_RETURN(table, get_l2_for_write(guest, &l2_offset));
-    TRY(qcow2::write_l2_entry(table->data, geom_.l2_index(guest), geom_.extended_l2, now));
+    TRY(qcow2::write_l2_entry(table->data, l2_slice_index(guest), geom_.extended_l2, now));
     table->dirty = true;
     if (allocated && !keep_host)
         TRY(free_l2_entry_clusters(
@@ -634,7 +641,7 @@ Status Qcow2Node::co_preallocate(Prealloc mode) {
     CoMutexGuard guard(lock_);
     wait_for_old_reads();
     const uint64_t cs = geom_.cluster_size();
-    const uint64_t coverage = geom_.l2_coverage();
+    const uint64_t coverage = l2_slice_coverage();
     uint64_t file_end = file_->node()->size();
     for (uint64_t off = 0; off < size();) {
         uint64_t end = std::min(size(), (off / coverage + 1) * coverage);
@@ -645,12 +652,12 @@ Status Qcow2Node::co_preallocate(Prealloc mode) {
         ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(off, &l2_offset));
         (void)table;
         ASSIGN_OR_RETURN(uint64_t host, alloc_clusters(n));
-        ASSIGN_OR_RETURN(table, cache_get(l2_cache_, l2_offset, true, true));
+        ASSIGN_OR_RETURN(table, load_l2(l2_offset, off));
         for (uint64_t k = 0; k < n; ++k) {
             // Extended L2: allocation bits stay clear, so the subclusters
             // still read from the backing file (qcow2-notes.md §12).
             const qcow2::RawL2Entry raw{(host + k * cs) | qcow2::kCopiedFlag, 0};
-            TRY(qcow2::write_l2_entry(table->data, geom_.l2_index(off + k * cs), geom_.extended_l2,
+            TRY(qcow2::write_l2_entry(table->data, l2_slice_index(off + k * cs), geom_.extended_l2,
                                       raw));
         }
         table->dirty = true;

@@ -65,10 +65,7 @@ Status Qcow2Node::update_refcount(uint64_t offset, uint64_t length, int64_t delt
             free_cluster_index_ = std::min(free_cluster_index_, c);
             freed_since_flush_ = true;
             l2_clusters_.erase(c);
-            if (MetaCache::Entry* stale = l2_cache_.find(c * cs)) {
-                (void)stale;
-                l2_cache_.erase(c * cs);
-            }
+            drop_l2_table(c * cs);
             if (queue_discard) pending_discards_.emplace_back(c * cs, cs);
             ::coblock::co_debug_event(file_, BlkdebugEvent::kClusterFree);
         }

@@ -85,6 +85,7 @@ struct Scenario {
     uint64_t size = 0;
     uint64_t cluster_size = 0;
     qapi::OptionsTree create_options;
+    qapi::OptionsTree open_options;  // for the workload
     bool with_backing = false;
     uint32_t seed = 1;
     int batches = 10;
@@ -133,7 +134,7 @@ class Qcow2CrashTest : public ::testing::Test {
     // a guest flush after which the whole guest disk is read and kept.
     Workload run_workload(const Scenario& sc, WriteLogNode* log, BlockNode* backing) {
         Workload w;
-        auto blk = open_on(log, backing, false);
+        auto blk = open_on(log, backing, false, sc.open_options);
         EXPECT_TRUE(blk.ok()) << (blk.ok() ? "" : blk.error().to_string());
         if (!blk.ok()) return w;
         auto read_all = [&] {
@@ -403,6 +404,9 @@ TEST_F(Qcow2CrashTest, ExtendedL2EveryPrefixConsistent) {
     sc.cluster_size = 16384;
     sc.create_options.set("cluster_size", "16384");
     sc.create_options.set("extended_l2", "on");
+    // 512-byte slices of the 16 KiB tables, four in the cache: evictions.
+    sc.open_options.set("l2-cache-entry-size", "512");
+    sc.open_options.set("l2-cache-size", "2048");
     sc.with_backing = true;
     sc.seed = 11;
     sc.batches = 12;
