@@ -2,10 +2,12 @@
 // backing file, compressed), writes in place and with allocation and
 // copy-on-write, zero writes, discards, block status, flush and truncate.
 #include <algorithm>
+#include <utility>
 
 #include "block/io.h"
 #include "drivers/qcow2/qcow2_node.h"
 #include "formats/qcow2/header.h"
+#include "formats/qcow2/refcount.h"
 
 namespace coblock::qcow2drv {
 
@@ -768,28 +770,135 @@ Status Qcow2Node::co_truncate(uint64_t new_size, bool, Prealloc prealloc, bool s
     if (new_size % qcow2::kSectorSize)
         return invalid_argument("The new size must be a multiple of 512");
     if (!snapshots_.empty()) return unsupported_error("Can't resize an image which has snapshots");
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t old_size = size();
+    if (new_size < old_size && !shrink_ok)
+        return invalid_argument("qcow2: shrinking needs --shrink (would lose data)");
+    // Growing over a longer backing file (QEMU's BDRV_REQ_ZERO_WRITE from
+    // bdrv_co_truncate): the new area must read as zeros, not as the
+    // backing file's data that was hidden beyond the old end.
+    const uint64_t backing_len = backing_ ? backing_->node()->size() : 0;
+    const uint64_t zero_end = std::min(new_size, backing_len);
+    const bool zero_new_area = new_size > old_size && backing_len > old_size;
+    if (zero_new_area && image_.header.version < qcow2::kVersion3)
+        return Error{ErrorKind::kUnsupported, ENOTSUP,
+                     "Failed to zero out new clusters: Operation not supported", std::nullopt};
+    {
+        AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
+        CoMutexGuard guard(lock_);
+        wait_for_old_reads();
+        if (new_size < old_size) {
+            TRY(shrink_locked(new_size));
+        } else if (new_size > old_size) {
+            const uint64_t need = qcow2::l1_entries_for_size(geom_, new_size);
+            if (need > qcow2::kMaxL1Entries) return invalid_argument("qcow2: image size too large");
+            if (need > l1_.size()) TRY(grow_l1(need));
+            // Whole clusters: zero flags.
+            if (zero_new_area)
+                for (uint64_t c = align_up(old_size, cs); c < zero_end; c += cs)
+                    TRY(zero_or_discard_cluster(c, false, false, false));
+        }
+    }
+    // The cluster holding the old end: explicit zeros up to its end (the
+    // rest of the cluster lies past the old end, so its copy-on-write tail
+    // is zeros, and extended L2 leaves no subcluster reading the backing).
+    if (zero_new_area && !geom_.is_cluster_aligned(old_size)) {
+        const uint64_t head_end = std::min(align_up(old_size, cs), new_size);
+        std::vector<std::byte> zeros(head_end - old_size);
+        IoVector qiov(zeros.data(), zeros.size());
+        TRY(co_pwritev(old_size, zeros.size(), qiov, 0));
+    }
     AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
     CoMutexGuard guard(lock_);
-    wait_for_old_reads();
-    const uint64_t old_size = size();
-    if (new_size < old_size) {
-        if (!shrink_ok)
-            return invalid_argument("qcow2: shrinking needs --shrink (would lose data)");
-        const uint64_t cs = geom_.cluster_size();
-        for (uint64_t c = align_up(new_size, cs); c < old_size; c += cs)
-            TRY(zero_or_discard_cluster(c, true, true, true));
-        TRY(flush_caches(true));
-        TRY(co_child_flush(file_));
-    } else if (new_size > old_size) {
-        const uint64_t need = qcow2::l1_entries_for_size(geom_, new_size);
-        if (need > qcow2::kMaxL1Entries) return invalid_argument("qcow2: image size too large");
-        if (need > l1_.size()) TRY(grow_l1(need));
-    }
     std::byte word[8];
     store_be<uint64_t>(word, new_size);
     TRY(write_header_field(24, word, 8));
     image_.header.size = new_size;
     set_size(new_size);
+    return {};
+}
+
+// QEMU's shrink (qcow2_co_truncate, qcow2_shrink_l1_table): discard the
+// clusters past the new end, clear the L1 entries past it on disk (durable
+// before their L2 tables are freed), free those tables, then cut the file
+// after the last cluster still in use. l1_size in the header stays.
+Status Qcow2Node::shrink_locked(uint64_t new_size) {
+    const uint64_t cs = geom_.cluster_size();
+    for (uint64_t c = align_up(new_size, cs); c < size(); c += cs)
+        TRY(zero_or_discard_cluster(c, true, true, true));
+    const uint64_t keep = qcow2::l1_entries_for_size(geom_, new_size);
+    if (keep < l1_.size()) {
+        TRY(flush_caches(true));
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kL1ShrinkWriteTable);
+        const uint64_t off = image_.header.l1_table_offset + keep * 8;
+        const uint64_t len = (l1_.size() - keep) * 8;
+        TRY(check_overlap(kOverlapActiveL1, off, len));
+        std::vector<std::byte> zeros(len);
+        TRY(co_child_pwrite(file_, off, zeros.data(), zeros.size()));
+        TRY(co_child_flush(file_));
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kL1ShrinkFreeL2Clusters);
+        for (uint64_t i = l1_.size(); i-- > keep;) {
+            const uint64_t l2 = l1_[i] & qcow2::kL1OffsetMask;
+            l1_[i] = 0;
+            if (!l2) continue;
+            l2_clusters_.erase(l2 >> geom_.cluster_bits);
+            TRY(update_refcount(l2, cs, -1, true));
+        }
+    }
+    TRY(flush_caches(true));
+    TRY(co_child_flush(file_));
+    // Discards of the freed clusters, now that no table points at them.
+    for (auto [off, len] : std::exchange(pending_discards_, {})) {
+        ASSIGN_OR_RETURN(uint64_t rc, get_refcount(off >> geom_.cluster_bits));
+        if (rc == 0) (void)co_child_pdiscard(file_, off, len);
+    }
+    TRY(shrink_reftable_locked());
+    const uint64_t file_size = file_->node()->size();
+    uint64_t last = div_round_up(file_size, cs);
+    while (last > 0) {
+        ASSIGN_OR_RETURN(uint64_t rc, get_refcount(last - 1));
+        if (rc) break;
+        --last;
+    }
+    if (last * cs < file_size)
+        (void)co_child_truncate(file_, last * cs, false, Prealloc::kOff, true);
+    return {};
+}
+
+// QEMU's qcow2_shrink_reftable: a refcount block that counts nothing but
+// itself is dropped from the refcount table (the table rewritten and made
+// durable first), so the file can end before it. Blocks stored outside
+// their own range are kept (QEMU would leak their cluster).
+Status Qcow2Node::shrink_reftable_locked() {
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t entries = geom_.refcount_block_entries();
+    std::vector<uint64_t> table = reftable_;
+    bool any = false;
+    for (uint64_t i = 0; i < reftable_.size(); ++i) {
+        const uint64_t off = reftable_[i];
+        const uint64_t self = off / cs;
+        if (!off || self / entries != i) continue;
+        ASSIGN_OR_RETURN(MetaCache::Entry * block, load_refblock(off));
+        std::vector<std::byte> copy = block->data;
+        TRY(qcow2::set_refcount(copy, self % entries, geom_.refcount_order, 0));
+        if (std::all_of(copy.begin(), copy.end(), [](std::byte b) { return b == std::byte{0}; })) {
+            table[i] = 0;
+            any = true;
+        }
+    }
+    if (!any) return {};
+    TRY(flush_caches(true));
+    std::vector<std::byte> bytes = qcow2::encode_be64_table(table);
+    TRY(check_overlap(kOverlapRefcountTable, image_.header.refcount_table_offset, bytes.size()));
+    TRY(co_child_pwrite(file_, image_.header.refcount_table_offset, bytes.data(), bytes.size()));
+    TRY(co_child_flush(file_));
+    for (uint64_t i = 0; i < reftable_.size(); ++i) {
+        if (reftable_[i] == table[i]) continue;
+        refcount_cache_.erase(reftable_[i]);
+        refblock_clusters_.erase(reftable_[i] / cs);
+        free_cluster_index_ = std::min(free_cluster_index_, reftable_[i] / cs);
+    }
+    reftable_ = std::move(table);
     return {};
 }
 

@@ -246,6 +246,8 @@ class Qcow2Node final : public BlockNode {
     Status write_subclusters(uint64_t offset, uint64_t max, IoVector& qiov, uint64_t qoff,
                              uint64_t* done, bool* handled);
     Status write_compressed(uint64_t offset, uint64_t bytes, IoVector& qiov);
+    Status shrink_locked(uint64_t new_size);
+    Status shrink_reftable_locked();
     Status zero_or_discard_cluster(uint64_t guest_cluster, bool discard, bool unmap,
                                    bool full_discard);
 
