@@ -366,6 +366,17 @@ Status Qcow2Node::write_subclusters(uint64_t offset, uint64_t max, IoVector& qio
     return {};
 }
 
+bool Qcow2Node::reads_as_zeros(const qcow2::L2Entry& e) const {
+    if (e.compressed || e.host_offset != 0) return false;
+    return e.zero || !backing_;
+}
+
+std::byte* Qcow2Node::zero_cluster() {
+    // Never written: only the source of zero copy-on-write regions.
+    if (zero_cluster_.size() < geom_.cluster_size()) zero_cluster_.assign(geom_.cluster_size(), {});
+    return zero_cluster_.data();
+}
+
 Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov, uint64_t qoff,
                                    uint64_t* done) {
     *done = 0;
@@ -405,18 +416,26 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
     const uint64_t write_end = std::min(offset + max, alloc_end);
     const uint64_t head_len = offset - cluster_start;
     const uint64_t tail_len = alloc_end - write_end;
-    std::vector<std::byte> head(head_len), tail(tail_len);
+    // A copy-on-write region of a cluster that reads as zeros (unallocated
+    // without a backing file, or a zero cluster) comes from one shared zero
+    // buffer: no allocation, fill or lookup per request (the common case of
+    // a first write into an empty image).
+    const bool head_zero = head_len && reads_as_zeros(old_entries.front());
+    const bool tail_zero = tail_len && reads_as_zeros(old_entries.back());
+    std::vector<std::byte> head(head_zero ? 0 : head_len), tail(tail_zero ? 0 : tail_len);
     Status st;
     if (head_len) {
         ::coblock::co_debug_event(file_, BlkdebugEvent::kCowRead);
-        IoVector h(head.data(), head_len);
-        st = read_guest(cluster_start, head_len, h);
+        if (!head_zero) {
+            IoVector h(head.data(), head_len);
+            st = read_guest(cluster_start, head_len, h);
+        }
     }
     if (st.ok() && tail_len) {
         ::coblock::co_debug_event(file_, BlkdebugEvent::kCowRead);
         // Bytes past the end of the disk are not guest data: zeros.
         const uint64_t readable = write_end < size() ? std::min(tail_len, size() - write_end) : 0;
-        if (readable) {
+        if (readable && !tail_zero) {
             IoVector t(tail.data(), readable);
             st = read_guest(write_end, readable, t);
         }
@@ -424,9 +443,9 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
     if (st.ok()) st = check_overlap(0, host, n * cs);
     if (st.ok()) {
         IoVector iov;
-        if (head_len) iov.append(head.data(), head_len);
+        if (head_len) iov.append(head_zero ? zero_cluster() : head.data(), head_len);
         iov.append(qiov.slice(qoff, write_end - offset));
-        if (tail_len) iov.append(tail.data(), tail_len);
+        if (tail_len) iov.append(tail_zero ? zero_cluster() : tail.data(), tail_len);
         ::coblock::co_debug_event(
             file_, (head_len || tail_len) ? BlkdebugEvent::kCowWrite : BlkdebugEvent::kWriteAio);
         st = co_child_pwritev(file_, host, n * cs, iov);

@@ -243,6 +243,11 @@ class Qcow2Node final : public BlockNode {
     Status read_file_padded(uint64_t offset, std::byte* out, uint64_t len);
     Status write_allocating(uint64_t offset, uint64_t bytes, IoVector& qiov, uint64_t qiov_offset,
                             uint64_t* done);
+    // Whether an L2 entry (standard L2) reads as zeros in this image.
+    bool reads_as_zeros(const qcow2::L2Entry& entry) const;
+    // A cluster of zeros shared by all requests (read-only use).
+    std::byte* zero_cluster();
+    std::vector<std::byte> zero_cluster_;
     Status write_subclusters(uint64_t offset, uint64_t max, IoVector& qiov, uint64_t qoff,
                              uint64_t* done, bool* handled);
     Status write_compressed(uint64_t offset, uint64_t bytes, IoVector& qiov);
