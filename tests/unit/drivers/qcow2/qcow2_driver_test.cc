@@ -600,3 +600,31 @@ TEST_F(Qcow2Test, SmallL2SlicesWithEvictions) {
 
 }  // namespace
 }  // namespace coblock
+
+namespace coblock {
+namespace {
+
+// Until write_compressed indexes L2 slices, compressed writes are refused
+// (clearly, writing nothing) when a slice is smaller than a table.
+TEST_F(Qcow2Test, CompressedWritesNeedWholeTableSlices) {
+    QCOW2_ASSERT_OK(create_qcow2(path_, 1 << 20, {{"cluster_size", "4096"}}));
+    std::vector<uint8_t> data(4096, 0x42);
+    {
+        auto blk = open(path_, false, {{"l2-cache-entry-size", "512"}});
+        ASSERT_TRUE(blk);
+        const auto before = testing::read_file(path_, 0, testing::file_size(path_));
+        Status st = blk->pwrite(0, data.data(), data.size(), kReqWriteCompressed);
+        ASSERT_FALSE(st.ok());
+        EXPECT_NE(st.error().message.find("l2-cache-entry-size"), std::string::npos);
+        EXPECT_TRUE(testing::read_file(path_, 0, testing::file_size(path_)) == before);
+    }
+    auto blk = open(path_);
+    ASSERT_TRUE(blk);
+    QCOW2_ASSERT_OK(blk->pwrite(0, data.data(), data.size(), kReqWriteCompressed));
+    std::vector<uint8_t> got(4096);
+    QCOW2_ASSERT_OK(blk->pread(0, got.data(), got.size()));
+    EXPECT_EQ(got, data);
+}
+
+}  // namespace
+}  // namespace coblock
