@@ -441,7 +441,27 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
         }
     }
     if (st.ok()) st = check_overlap(0, host, n * cs);
-    if (st.ok()) {
+    // QEMU's handle_alloc_space: when every copy-on-write region reads as
+    // zeros, zero the fresh clusters in the file (fallocate, no data moved)
+    // and write only the guest's bytes, instead of writing zero buffers
+    // around them. Only where the file zeroes without writing buffers
+    // (kReqNoFallback); if it declines, the buffers are written as before.
+    // The L2 entry is still updated only after both writes completed.
+    bool skip_cow = false;
+    if (st.ok() && (head_len || tail_len) && (!head_len || head_zero) && (!tail_len || tail_zero) &&
+        (file_->node()->supported_zero_flags() & kReqNoFallback)) {
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kClusterAllocSpace);
+        Status zeroed = co_child_pwrite_zeroes(file_, host, n * cs, kReqNoFallback);
+        if (zeroed.ok())
+            skip_cow = true;
+        else if (zeroed.error().kind != ErrorKind::kUnsupported)
+            st = zeroed;
+    }
+    if (st.ok() && skip_cow) {
+        IoVector iov = qiov.slice(qoff, write_end - offset);
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kWriteAio);
+        st = co_child_pwritev(file_, host + head_len, write_end - offset, iov);
+    } else if (st.ok()) {
         IoVector iov;
         if (head_len) iov.append(head_zero ? zero_cluster() : head.data(), head_len);
         iov.append(qiov.slice(qoff, write_end - offset));

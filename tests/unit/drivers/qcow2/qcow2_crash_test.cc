@@ -87,6 +87,7 @@ struct Scenario {
     qapi::OptionsTree create_options;
     qapi::OptionsTree open_options;  // for the workload
     bool with_backing = false;
+    bool zero_without_fallback = false;  // the file zeroes fresh clusters (fallocate)
     uint32_t seed = 1;
     int batches = 10;
 };
@@ -276,6 +277,7 @@ class Qcow2CrashTest : public ::testing::Test {
         auto* log = new WriteLogNode(slurp(img));
         NodeRef log_ref(log);
         log->set_node_name(*allocate_node_name(""));
+        if (sc.zero_without_fallback) log->allow_zero_without_fallback();
         const Workload w = run_workload(sc, log, backing_node);
         ASSERT_FALSE(HasFailure());
         const size_t entries = log->log().size();
@@ -284,7 +286,7 @@ class Qcow2CrashTest : public ::testing::Test {
                 const auto& e = log->log()[i];
                 std::printf("%zu: %s %llu+%zu\n", i,
                             e.kind == WriteLogNode::Entry::kFlush   ? "F"
-                            : e.kind == WriteLogNode::Entry::kWrite ? "W"
+                            : e.kind == WriteLogNode::Entry::kWrite ? (e.zero_write ? "Z" : "W")
                                                                     : "T",
                             (unsigned long long)e.offset, e.data.size());
             }
@@ -411,6 +413,120 @@ TEST_F(Qcow2CrashTest, ExtendedL2EveryPrefixConsistent) {
     sc.seed = 11;
     sc.batches = 12;
     run_scenario(sc);
+}
+
+// The file zeroes without fallback (as on a real file): allocating writes
+// whose copy-on-write regions read as zeros zero the fresh clusters first,
+// then write only the guest's bytes; the L2 update must still follow both.
+TEST_F(Qcow2CrashTest, ZeroedAllocationEveryPrefixConsistent) {
+    Scenario sc;
+    sc.name = "zeroalloc";
+    sc.size = 1 << 20;
+    sc.cluster_size = 2048;
+    sc.create_options.set("cluster_size", "2048");
+    sc.zero_without_fallback = true;
+    sc.seed = 13;
+    sc.batches = 14;
+    run_scenario(sc);
+}
+
+// Over a backing file only zero clusters take that path; unallocated ones
+// still copy the backing data.
+TEST_F(Qcow2CrashTest, ZeroedAllocationWithBackingEveryPrefixConsistent) {
+    Scenario sc;
+    sc.name = "zeroalloc-backing";
+    sc.size = 1 << 20;
+    sc.cluster_size = 4096;
+    sc.create_options.set("cluster_size", "4096");
+    sc.with_backing = true;
+    sc.zero_without_fallback = true;
+    sc.seed = 17;
+    sc.batches = 14;
+    run_scenario(sc);
+}
+
+// What reaches the file for a first 4 KiB write into a 64 KiB cluster.
+class Qcow2AllocSpaceTest : public Qcow2CrashTest {
+  protected:
+    struct Outcome {
+        std::vector<WriteLogNode::Entry> data_writes;  // excluding metadata
+        std::vector<WriteLogNode::Entry> zero_writes;
+        std::vector<uint8_t> guest;  // the cluster as read back
+    };
+
+    // Writes 4 KiB of 0x5a at guest offset 8 KiB of an empty 1 MiB image
+    // (64 KiB clusters) and returns the file writes at or past the end of
+    // the starting image (where the new data cluster lands).
+    Outcome first_write(bool no_fallback, bool zero_cluster_first) {
+        Outcome out;
+        const std::string img = dir_.path("alloc.qcow2");
+        EXPECT_TRUE(create_qcow2(img, 1 << 20, {}).ok());
+        auto* log = new WriteLogNode(slurp(img));
+        NodeRef ref(log);
+        log->set_node_name(*allocate_node_name(""));
+        if (no_fallback) log->allow_zero_without_fallback();
+        auto blk = open_on(log, nullptr, false);
+        EXPECT_TRUE(blk.ok());
+        if (!blk.ok()) return out;
+        if (zero_cluster_first) EXPECT_TRUE((*blk)->pwrite_zeroes(0, 65536, 0).ok());
+        // The L2 table is allocated by this write too: remember where the
+        // file ended before the data cluster to tell them apart.
+        const size_t before = log->log().size();
+        std::vector<uint8_t> buf(4096, 0x5a);
+        EXPECT_TRUE((*blk)->pwrite(8192, buf.data(), buf.size()).ok());
+        for (size_t i = before; i < log->log().size(); ++i) {
+            const WriteLogNode::Entry& e = log->log()[i];
+            if (e.kind != WriteLogNode::Entry::kWrite) continue;
+            if (e.zero_write)
+                out.zero_writes.push_back(e);
+            else if ((e.data.size() == 4096 && static_cast<uint8_t>(e.data[0]) == 0x5a) ||
+                     (e.data.size() == 65536 && static_cast<uint8_t>(e.data[8192]) == 0x5a))
+                out.data_writes.push_back(e);  // L2 and refcount blocks have no 0x5a there
+        }
+        out.guest.resize(65536);
+        EXPECT_TRUE((*blk)->pread(0, out.guest.data(), out.guest.size()).ok());
+        return out;
+    }
+
+    static void expect_guest(const std::vector<uint8_t>& guest) {
+        for (size_t b = 0; b < guest.size(); ++b)
+            if (guest[b] != (b >= 8192 && b < 12288 ? 0x5a : 0)) {
+                ADD_FAILURE() << "guest byte " << b << " reads " << int(guest[b]);
+                return;
+            }
+    }
+};
+
+TEST_F(Qcow2AllocSpaceTest, ZeroesFreshClusterThenWritesOnlyGuestData) {
+    const Outcome o = first_write(true, false);
+    ASSERT_EQ(o.zero_writes.size(), 1u);
+    EXPECT_EQ(o.zero_writes[0].data.size(), 65536u);
+    EXPECT_EQ(o.zero_writes[0].offset % 65536, 0u);
+    ASSERT_EQ(o.data_writes.size(), 1u);
+    EXPECT_EQ(o.data_writes[0].data.size(), 4096u);
+    EXPECT_EQ(o.data_writes[0].offset, o.zero_writes[0].offset + 8192);
+    expect_guest(o.guest);
+}
+
+// A zero cluster reads as zeros too: same path.
+TEST_F(Qcow2AllocSpaceTest, ZeroClusterIsZeroedThenWritten) {
+    const Outcome o = first_write(true, true);
+    ASSERT_EQ(o.zero_writes.size(), 1u);
+    EXPECT_EQ(o.zero_writes[0].data.size(), 65536u);
+    ASSERT_EQ(o.data_writes.size(), 1u);
+    EXPECT_EQ(o.data_writes[0].data.size(), 4096u);
+    EXPECT_EQ(o.data_writes[0].offset, o.zero_writes[0].offset + 8192);
+    expect_guest(o.guest);
+}
+
+// Without zero writes that cannot fall back, the whole cluster is written
+// with zero buffers around the guest data, as before.
+TEST_F(Qcow2AllocSpaceTest, WithoutNoFallbackWritesWholeCluster) {
+    const Outcome o = first_write(false, false);
+    EXPECT_TRUE(o.zero_writes.empty());
+    ASSERT_EQ(o.data_writes.size(), 1u);
+    EXPECT_EQ(o.data_writes[0].data.size(), 65536u);
+    expect_guest(o.guest);
 }
 
 }  // namespace

@@ -28,6 +28,7 @@ class WriteLogNode final : public BlockNode {
         enum Kind { kWrite, kFlush, kTruncate } kind = kWrite;
         uint64_t offset = 0;          // kWrite: file offset; kTruncate: new size
         std::vector<std::byte> data;  // kWrite: the bytes (zeros for zero writes/discards)
+        bool zero_write = false;      // kWrite: came as a zero write (no buffer)
     };
 
     explicit WriteLogNode(std::vector<std::byte> bytes)
@@ -35,6 +36,10 @@ class WriteLogNode final : public BlockNode {
         set_size(bytes_.size());
         set_supported_zero_flags(kReqMayUnmap);
     }
+
+    // Advertise zero writes without fallback (as the file node does), so
+    // qcow2 zeroes fresh clusters here rather than writing zero buffers.
+    void allow_zero_without_fallback() { set_supported_zero_flags(kReqMayUnmap | kReqNoFallback); }
 
     const std::vector<Entry>& log() const { return log_; }
     const std::vector<std::byte>& bytes() const { return bytes_; }
@@ -82,7 +87,7 @@ class WriteLogNode final : public BlockNode {
 
     Status co_pwrite_zeroes(uint64_t offset, uint64_t bytes, uint32_t) override {
         complete_later();
-        record(Entry{Entry::kWrite, offset, std::vector<std::byte>(bytes)});
+        record(Entry{Entry::kWrite, offset, std::vector<std::byte>(bytes), true});
         return {};
     }
 
