@@ -164,6 +164,12 @@ Status QcowNode::co_read_backing(uint64_t guest_offset, uint64_t bytes, IoVector
 
 Result<std::vector<uint64_t>*> QcowNode::co_load_l2(uint64_t l2_offset) {
     if (std::vector<uint64_t>* table = l2_cache_.find(l2_offset)) return table;
+    // QEMU reads a table past the end of the file as zeros; name it instead.
+    if (const uint64_t size = file_->node()->size(); l2_offset >= size)
+        return corrupt_error("qcow: L2 table at " + detail::hex(l2_offset) +
+                                 " starts beyond the end of the file (" + std::to_string(size) +
+                                 " bytes)",
+                             l2_offset);
     coblock::co_debug_event(file_, BlkdebugEvent::kL2Load);
     std::vector<std::byte> bytes(geometry_.l2_table_bytes());
     TRY(co_read_file(l2_offset, bytes.data(), bytes.size()));
@@ -212,6 +218,11 @@ Result<L2Entry> QcowNode::co_lookup(uint64_t guest_offset, L2Slot* slot, bool al
 
 Status QcowNode::co_decompress(const L2Entry& entry) {
     if (cached_coffset_ == entry.offset) return {};
+    if (const uint64_t size = file_->node()->size(); entry.offset >= size)
+        return corrupt_error(
+            "qcow: compressed cluster at host offset " + detail::hex(entry.offset) +
+                " starts beyond the end of the file (" + std::to_string(size) + " bytes)",
+            entry.offset);
     coblock::co_debug_event(file_, BlkdebugEvent::kReadCompressed);
     std::vector<std::byte> compressed(entry.compressed_size);
     TRY(co_read_file(entry.offset, compressed.data(), compressed.size()));

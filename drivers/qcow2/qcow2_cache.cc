@@ -71,16 +71,33 @@ void AllocRanges::release(uint64_t start, uint64_t end) {
 
 // ---- dependencies ----------------------------------------------------------
 
-void Qcow2Node::set_l2_depends_on_refcount() {
+Status Qcow2Node::set_l2_depends_on_refcount() {
     // In lazy-refcount mode L2 tables never wait for refcount blocks.
-    if (lazy_refcounts_) return;
+    if (lazy_refcounts_) return {};
+    // As QEMU's qcow2_cache_set_dependency: when refcount blocks already
+    // wait for L2 tables (a free), write them back first (after the L2
+    // tables they wait for). Otherwise the two caches would wait on each
+    // other and the L2 write-back, reached again from the refcount
+    // write-back, would write an L2 table before the refcount block that
+    // counts its new clusters (found by the crash test).
+    if (refcount_depends_on_l2_) TRY(flush_refcount_cache());
     l2_depends_on_refcount_ = true;
+    return {};
 }
 
 Status Qcow2Node::set_refcount_depends_on_l2() {
     // QEMU's qcow2_cache_set_dependency: a dependency that itself depends on
-    // something is resolved first, so the two never wait on each other.
-    if (l2_depends_on_refcount_) TRY(flush_refcount_cache());
+    // something is resolved first, so the two never wait on each other. The
+    // refcount blocks are made durable here and the L2 dependency dropped:
+    // left set, a later refcount write-back would reach the L2 write-back,
+    // which would write the refcount blocks again (showing the lower counts)
+    // before the L2 tables that dropped the references.
+    if (l2_depends_on_refcount_) {
+        TRY(flush_refcount_cache());
+        TRY(co_child_flush(file_));
+        l2_depends_on_refcount_ = false;
+        l2_depends_on_flush_ = false;
+    }
     refcount_depends_on_l2_ = true;
     return {};
 }
@@ -162,8 +179,17 @@ Status Qcow2Node::flush_caches(bool include_refcounts) {
 Result<MetaCache::Entry*> Qcow2Node::cache_get(MetaCache& cache, uint64_t offset, bool load,
                                                bool is_l2) {
     if (MetaCache::Entry* hit = cache.find(offset)) return hit;
-    std::vector<std::byte> data(geom_.cluster_size());
+    std::vector<std::byte> data(is_l2 ? l2_slice_bytes() : geom_.cluster_size());
     if (load) {
+        // A table that starts past the end of the file would read as zeros
+        // (QEMU's behaviour): refuse it by name instead.
+        const uint64_t file_size = file_->node()->size();
+        if (offset >= file_size)
+            return corrupt_error(std::string("qcow2: ") + (is_l2 ? "L2 table" : "refcount block") +
+                                     " at " + qcow2::hex_string(offset) +
+                                     " starts beyond the end of the file (" +
+                                     std::to_string(file_size) + " bytes)",
+                                 offset);
         // Refcount block misses raise nothing here: QEMU raises
         // refblock_load per lookup (update_refcount).
         if (is_l2) ::coblock::co_debug_event(file_, BlkdebugEvent::kL2Load);
@@ -182,8 +208,27 @@ Result<MetaCache::Entry*> Qcow2Node::cache_get(MetaCache& cache, uint64_t offset
     return entry;
 }
 
-Result<MetaCache::Entry*> Qcow2Node::load_l2(uint64_t l2_offset) {
-    return cache_get(l2_cache_, l2_offset, true, true);
+Result<MetaCache::Entry*> Qcow2Node::load_l2_slice(uint64_t l2_offset, uint64_t l2_index) {
+    return cache_get(l2_cache_, l2_offset + (l2_index / l2_slice_entries_) * l2_slice_bytes(), true,
+                     true);
+}
+
+Status Qcow2Node::read_l2_table(uint64_t l2_offset, std::vector<std::byte>& table) {
+    const uint64_t cs = geom_.cluster_size();
+    table.assign(cs, std::byte{0});
+    TRY(read_file_padded(l2_offset, table.data(), cs));
+    const uint64_t slice = l2_slice_bytes();
+    for (uint64_t pos = 0; pos < cs; pos += slice)
+        if (MetaCache::Entry* cached = l2_cache_.find(l2_offset + pos))
+            std::copy(cached->data.begin(), cached->data.end(), table.begin() + pos);
+    return {};
+}
+
+void Qcow2Node::drop_l2_table(uint64_t l2_offset) {
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t slice = l2_slice_bytes();
+    for (uint64_t pos = 0; pos < cs; pos += slice)
+        l2_cache_.erase(l2_offset + pos);
 }
 
 Result<MetaCache::Entry*> Qcow2Node::load_refblock(uint64_t offset) {

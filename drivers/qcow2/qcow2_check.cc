@@ -74,11 +74,8 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
             }
             rc.inc(l2off, cs);
             if (l2off + cs > align_up(file_size, cs)) continue;
-            std::vector<std::byte> table(cs);
-            if (MetaCache::Entry* cached = l2_cache_.find(l2off))
-                table = cached->data;
-            else
-                TRY(co_child_pread(file_, l2off, table.data(), cs));
+            std::vector<std::byte> table;
+            TRY(read_l2_table(l2off, table));
             uint64_t next_contiguous = 0;
             for (uint64_t j = 0; j < geom_.l2_entries(); ++j) {
                 ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
@@ -163,12 +160,17 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
     const uint64_t covered = reftable_.size() * entries;
     const uint64_t limit = std::max<uint64_t>(rc.refs.size(), 0);
     int64_t highest = -1;
+    // QEMU's compare_refcounts: a used cluster with refcount 0 needs the
+    // refcount structures rebuilt, which only -r all does; -r leaks then
+    // fails the check (after reporting) and repairs nothing.
+    bool rebuild = false;
     for (uint64_t i = 0; i < limit || i < std::min<uint64_t>(covered, rc.file_clusters); ++i) {
         const uint64_t ref = i < rc.refs.size() ? rc.refs[i] : 0;
         ASSIGN_OR_RETURN(uint64_t stored, get_refcount(i));
         if (ref > 0 || stored > 0) highest = static_cast<int64_t>(i);
         if (stored == ref) continue;
         const bool leak = stored > ref;
+        if (stored == 0) rebuild = true;
         const bool repair = leak ? fix != CheckFix::kNone : fix == CheckFix::kAll;
         std::fprintf(stderr, "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
                      repair ? "Repairing" : (leak ? "Leaked" : "ERROR"), i, stored, ref);
@@ -212,6 +214,13 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
             result.corruptions_fixed++;
     }
 
+    if (rebuild && fix == CheckFix::kLeaks) {
+        std::fprintf(stderr, "ERROR need to rebuild refcount structures\n");
+        result.check_errors++;
+        return Error{ErrorKind::kIo, EIO, "qcow2: need to rebuild refcount structures",
+                     std::nullopt};
+    }
+
     // COPIED flags of the active tables (refcount 1 <=> flag).
     for (uint64_t i = 0; i < l1_.size(); ++i) {
         const uint64_t l2off = l1_[i] & qcow2::kL1OffsetMask;
@@ -232,10 +241,11 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
             }
         }
         if (l2off + cs > align_up(file_size, cs)) continue;
-        ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2(l2off));
         for (uint64_t j = 0; j < geom_.l2_entries(); ++j) {
+            ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2_slice(l2off, j));
+            const uint64_t js = j % l2_slice_entries_;
             ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
-                             qcow2::read_l2_entry(table->data, j, geom_.extended_l2));
+                             qcow2::read_l2_entry(table->data, js, geom_.extended_l2));
             const qcow2::L2Entry e = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
             if (e.compressed || e.host_offset == 0 || !geom_.is_cluster_aligned(e.host_offset))
                 continue;
@@ -248,7 +258,7 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
                 if (fix == CheckFix::kAll) {
                     raw.word = dr == 1 ? (raw.word | qcow2::kCopiedFlag)
                                        : (raw.word & ~qcow2::kCopiedFlag);
-                    TRY(qcow2::write_l2_entry(table->data, j, geom_.extended_l2, raw));
+                    TRY(qcow2::write_l2_entry(table->data, js, geom_.extended_l2, raw));
                     table->dirty = true;
                     result.corruptions_fixed++;
                 } else {

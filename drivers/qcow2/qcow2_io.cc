@@ -2,10 +2,12 @@
 // backing file, compressed), writes in place and with allocation and
 // copy-on-write, zero writes, discards, block status, flush and truncate.
 #include <algorithm>
+#include <utility>
 
 #include "block/io.h"
 #include "drivers/qcow2/qcow2_node.h"
 #include "formats/qcow2/header.h"
+#include "formats/qcow2/refcount.h"
 
 namespace coblock::qcow2drv {
 
@@ -34,7 +36,8 @@ Status Qcow2Node::read_file_padded(uint64_t offset, std::byte* out, uint64_t len
 
 Result<Mapping> Qcow2Node::get_mapping(uint64_t offset, uint64_t max_bytes) {
     Mapping m;
-    const uint64_t coverage = geom_.l2_coverage();
+    // One lookup stays within one cached slice of one L2 table.
+    const uint64_t coverage = l2_slice_coverage();
     const uint64_t cover_end = std::min(offset + max_bytes, (offset / coverage + 1) * coverage);
     const uint64_t l1i = geom_.l1_index(offset);
     if (l1i >= l1_.size() || (l1_[l1i] & qcow2::kL1OffsetMask) == 0) {
@@ -46,7 +49,7 @@ Result<Mapping> Qcow2Node::get_mapping(uint64_t offset, uint64_t max_bytes) {
     if (Status st = qcow2::validate_l1_entry(l1e, geom_, l1i); !st.ok())
         return signal_corruption("L2 table offset " + hex_string(l1e.l2_offset) +
                                  " unaligned (L1 index: " + hex_string(l1i) + ")");
-    ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2(l1e.l2_offset));
+    ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2(l1e.l2_offset, offset));
     const qcow2::L2Context l2ctx{image_.header.version, false};
     const uint64_t sub_size = geom_.subcluster_size();
     uint64_t pos = offset;
@@ -55,7 +58,7 @@ Result<Mapping> Qcow2Node::get_mapping(uint64_t offset, uint64_t max_bytes) {
     while (pos < cover_end) {
         const uint64_t l2i = geom_.l2_index(pos);
         ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
-                         qcow2::read_l2_entry(table->data, l2i, geom_.extended_l2));
+                         qcow2::read_l2_entry(table->data, l2_slice_index(pos), geom_.extended_l2));
         const qcow2::L2Entry e = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
         if (Status st = qcow2::validate_l2_entry(e, geom_, l2ctx, l2i); !st.ok()) {
             if (first) return signal_corruption(st.error().message);
@@ -101,6 +104,12 @@ Result<Mapping> Qcow2Node::get_mapping(uint64_t offset, uint64_t max_bytes) {
 
 Status Qcow2Node::read_compressed(const qcow2::L2Entry& entry, std::vector<std::byte>& cluster) {
     const qcow2::Extent ext = qcow2::compressed_read_extent(entry);
+    const uint64_t file_size = file_->node()->size();
+    if (ext.offset >= file_size)
+        return corrupt_error("qcow2: compressed cluster at host offset " + hex_string(ext.offset) +
+                                 " starts beyond the end of the file (" +
+                                 std::to_string(file_size) + " bytes)",
+                             ext.offset);
     std::vector<std::byte> buf(ext.length);
     ::coblock::co_debug_event(file_, BlkdebugEvent::kReadCompressed);
     TRY(read_file_padded(ext.offset, buf.data(), buf.size()));
@@ -238,8 +247,12 @@ Result<MetaCache::Entry*> Qcow2Node::get_l2_for_write(uint64_t guest_offset, uin
             return signal_corruption("L2 table offset " + hex_string(old) +
                                      " unaligned (L1 index: " + hex_string(l1i) + ")");
         if (e & qcow2::kCopiedFlag) {
+            // The table will be written back: refuse a table that lies on
+            // other metadata now, before this request writes guest data
+            // anywhere (the write-back check would come too late for that).
+            TRY(check_overlap(kOverlapActiveL2, old, geom_.cluster_size()));
             *l2_offset = old;
-            return load_l2(old);
+            return load_l2(old, guest_offset);
         }
     }
     // A new table (zeros), or a private copy of a table shared with a snapshot.
@@ -247,8 +260,7 @@ Result<MetaCache::Entry*> Qcow2Node::get_l2_for_write(uint64_t guest_offset, uin
     std::vector<std::byte> data(cs);
     if (old) {
         ::coblock::co_debug_event(file_, BlkdebugEvent::kL2AllocCowRead);
-        ASSIGN_OR_RETURN(MetaCache::Entry * src, load_l2(old));
-        data = src->data;
+        TRY(read_l2_table(old, data));
     }
     ASSIGN_OR_RETURN(uint64_t table, alloc_clusters(1));
     TRY(flush_refcount_cache());
@@ -258,7 +270,7 @@ Result<MetaCache::Entry*> Qcow2Node::get_l2_for_write(uint64_t guest_offset, uin
     TRY(co_child_pwrite(file_, table, data.data(), data.size()));
     TRY(co_child_flush(file_));
     l2_clusters_.insert(table >> geom_.cluster_bits);
-    l2_cache_.erase(table);
+    drop_l2_table(table);
     l1_[l1i] = table | qcow2::kCopiedFlag;
     TRY(write_l1_entry(l1i));
     if (old) {
@@ -267,7 +279,7 @@ Result<MetaCache::Entry*> Qcow2Node::get_l2_for_write(uint64_t guest_offset, uin
         // The table may live on (shared): keep it out of the active set only.
     }
     *l2_offset = table;
-    return cache_get(l2_cache_, table, true, true);
+    return load_l2(table, guest_offset);
 }
 
 // Extended L2 (qcow2-notes.md §12): a write into an unallocated cluster, or
@@ -292,7 +304,7 @@ Status Qcow2Node::write_subclusters(uint64_t offset, uint64_t max, IoVector& qio
         wait_for_old_reads();
         ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(offset, &l2_offset));
         ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
-                         qcow2::read_l2_entry(table->data, geom_.l2_index(offset), true));
+                         qcow2::read_l2_entry(table->data, l2_slice_index(offset), true));
         const qcow2::L2Entry e = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
         if (e.compressed || (e.host_offset != 0 && !e.copied)) return {};
         *handled = true;
@@ -337,9 +349,9 @@ Status Qcow2Node::write_subclusters(uint64_t offset, uint64_t max, IoVector& qio
         return st;
     }
     TRY(mark_dirty());
-    ASSIGN_OR_RETURN(MetaCache::Entry * table, cache_get(l2_cache_, l2_offset, true, true));
+    ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2(l2_offset, offset));
     ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
-                     qcow2::read_l2_entry(table->data, geom_.l2_index(offset), true));
+                     qcow2::read_l2_entry(table->data, l2_slice_index(offset), true));
     const uint32_t first = static_cast<uint32_t>((cow_start - cluster_start) / sub);
     const uint32_t last = static_cast<uint32_t>((cow_end - cluster_start) / sub);
     uint64_t mask = 0;
@@ -347,11 +359,22 @@ Status Qcow2Node::write_subclusters(uint64_t offset, uint64_t max, IoVector& qio
         mask |= uint64_t{1} << i;
     raw.word = host | qcow2::kCopiedFlag;
     raw.bitmap = (raw.bitmap | mask) & ~(mask << 32);
-    TRY(qcow2::write_l2_entry(table->data, geom_.l2_index(offset), true, raw));
+    TRY(qcow2::write_l2_entry(table->data, l2_slice_index(offset), true, raw));
     table->dirty = true;
     l2_depends_on_flush_ = true;
     *done = w_end - offset;
     return {};
+}
+
+bool Qcow2Node::reads_as_zeros(const qcow2::L2Entry& e) const {
+    if (e.compressed || e.host_offset != 0) return false;
+    return e.zero || !backing_;
+}
+
+std::byte* Qcow2Node::zero_cluster() {
+    // Never written: only the source of zero copy-on-write regions.
+    if (zero_cluster_.size() < geom_.cluster_size()) zero_cluster_.assign(geom_.cluster_size(), {});
+    return zero_cluster_.data();
 }
 
 Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov, uint64_t qoff,
@@ -359,7 +382,7 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
     *done = 0;
     const uint64_t cs = geom_.cluster_size();
     const uint64_t cluster_start = align_down(offset, cs);
-    const uint64_t coverage = geom_.l2_coverage();
+    const uint64_t coverage = l2_slice_coverage();
     const uint64_t cover_end = std::min(offset + max, (offset / coverage + 1) * coverage);
     // At most 32 MiB of new clusters per round.
     // (and at most half a refcount block range, see alloc_clusters).
@@ -378,7 +401,7 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
         ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(offset, &l2_offset));
         const uint64_t want = div_round_up(cover_end - cluster_start, cs);
         for (uint64_t k = 0; k < want && k < max_clusters; ++k) {
-            const uint64_t l2i = geom_.l2_index(cluster_start + k * cs);
+            const uint64_t l2i = l2_slice_index(cluster_start + k * cs);
             ASSIGN_OR_RETURN(qcow2::RawL2Entry raw,
                              qcow2::read_l2_entry(table->data, l2i, geom_.extended_l2));
             const qcow2::L2Entry e = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
@@ -393,28 +416,56 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
     const uint64_t write_end = std::min(offset + max, alloc_end);
     const uint64_t head_len = offset - cluster_start;
     const uint64_t tail_len = alloc_end - write_end;
-    std::vector<std::byte> head(head_len), tail(tail_len);
+    // A copy-on-write region of a cluster that reads as zeros (unallocated
+    // without a backing file, or a zero cluster) comes from one shared zero
+    // buffer: no allocation, fill or lookup per request (the common case of
+    // a first write into an empty image).
+    const bool head_zero = head_len && reads_as_zeros(old_entries.front());
+    const bool tail_zero = tail_len && reads_as_zeros(old_entries.back());
+    std::vector<std::byte> head(head_zero ? 0 : head_len), tail(tail_zero ? 0 : tail_len);
     Status st;
     if (head_len) {
         ::coblock::co_debug_event(file_, BlkdebugEvent::kCowRead);
-        IoVector h(head.data(), head_len);
-        st = read_guest(cluster_start, head_len, h);
+        if (!head_zero) {
+            IoVector h(head.data(), head_len);
+            st = read_guest(cluster_start, head_len, h);
+        }
     }
     if (st.ok() && tail_len) {
         ::coblock::co_debug_event(file_, BlkdebugEvent::kCowRead);
         // Bytes past the end of the disk are not guest data: zeros.
         const uint64_t readable = write_end < size() ? std::min(tail_len, size() - write_end) : 0;
-        if (readable) {
+        if (readable && !tail_zero) {
             IoVector t(tail.data(), readable);
             st = read_guest(write_end, readable, t);
         }
     }
     if (st.ok()) st = check_overlap(0, host, n * cs);
-    if (st.ok()) {
+    // QEMU's handle_alloc_space: when every copy-on-write region reads as
+    // zeros, zero the fresh clusters in the file (fallocate, no data moved)
+    // and write only the guest's bytes, instead of writing zero buffers
+    // around them. Only where the file zeroes without writing buffers
+    // (kReqNoFallback); if it declines, the buffers are written as before.
+    // The L2 entry is still updated only after both writes completed.
+    bool skip_cow = false;
+    if (st.ok() && (head_len || tail_len) && (!head_len || head_zero) && (!tail_len || tail_zero) &&
+        (file_->node()->supported_zero_flags() & kReqNoFallback)) {
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kClusterAllocSpace);
+        Status zeroed = co_child_pwrite_zeroes(file_, host, n * cs, kReqNoFallback);
+        if (zeroed.ok())
+            skip_cow = true;
+        else if (zeroed.error().kind != ErrorKind::kUnsupported)
+            st = zeroed;
+    }
+    if (st.ok() && skip_cow) {
+        IoVector iov = qiov.slice(qoff, write_end - offset);
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kWriteAio);
+        st = co_child_pwritev(file_, host + head_len, write_end - offset, iov);
+    } else if (st.ok()) {
         IoVector iov;
-        if (head_len) iov.append(head.data(), head_len);
+        if (head_len) iov.append(head_zero ? zero_cluster() : head.data(), head_len);
         iov.append(qiov.slice(qoff, write_end - offset));
-        if (tail_len) iov.append(tail.data(), tail_len);
+        if (tail_len) iov.append(tail_zero ? zero_cluster() : tail.data(), tail_len);
         ::coblock::co_debug_event(
             file_, (head_len || tail_len) ? BlkdebugEvent::kCowWrite : BlkdebugEvent::kWriteAio);
         st = co_child_pwritev(file_, host, n * cs, iov);
@@ -425,9 +476,9 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
         return st;
     }
     TRY(mark_dirty());
-    ASSIGN_OR_RETURN(MetaCache::Entry * table, cache_get(l2_cache_, l2_offset, true, true));
+    ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2(l2_offset, cluster_start));
     for (uint64_t k = 0; k < n; ++k) {
-        const uint64_t l2i = geom_.l2_index(cluster_start + k * cs);
+        const uint64_t l2i = l2_slice_index(cluster_start + k * cs);
         qcow2::RawL2Entry raw{(host + k * cs) | qcow2::kCopiedFlag,
                               geom_.extended_l2 ? kAllAllocBits : 0};
         TRY(qcow2::write_l2_entry(table->data, l2i, geom_.extended_l2, raw));
@@ -498,7 +549,14 @@ Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qi
 
 Status Qcow2Node::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags) {
     TRY(check_usable());
-    if (flags & kReqWriteCompressed) return write_compressed(offset, bytes, qiov);
+    if (flags & kReqWriteCompressed) {
+        // write_compressed indexes the L2 slice by table index: only right
+        // when a slice is the whole table (the default entry size).
+        if (l2_slice_entries_ != geom_.l2_entries())
+            return unsupported_error(
+                "qcow2: compressed writes need l2-cache-entry-size equal to the cluster size");
+        return write_compressed(offset, bytes, qiov);
+    }
     uint64_t pos = 0;
     while (pos < bytes) {
         Mapping m;
@@ -519,7 +577,7 @@ Status Qcow2Node::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, ui
         // request within this L2 table.
         const uint64_t cs = geom_.cluster_size();
         const uint64_t start = align_down(offset + pos, cs);
-        const uint64_t coverage = geom_.l2_coverage();
+        const uint64_t coverage = l2_slice_coverage();
         const uint64_t end =
             align_up(std::min(offset + bytes, ((offset + pos) / coverage + 1) * coverage), cs);
         AllocRangeGuard alloc(alloc_ranges_, start, end);
@@ -542,10 +600,10 @@ Status Qcow2Node::zero_or_discard_cluster(uint64_t guest, bool discard, bool unm
     if (have_table) {
         ASSIGN_OR_RETURN(Mapping m, get_mapping(guest, geom_.cluster_size()));
         (void)m;  // validates the entry
-        ASSIGN_OR_RETURN(table, load_l2(l1_[l1i] & qcow2::kL1OffsetMask));
+        ASSIGN_OR_RETURN(table, load_l2(l1_[l1i] & qcow2::kL1OffsetMask, guest));
         ASSIGN_OR_RETURN(
             qcow2::RawL2Entry raw,
-            qcow2::read_l2_entry(table->data, geom_.l2_index(guest), geom_.extended_l2));
+            qcow2::read_l2_entry(table->data, l2_slice_index(guest), geom_.extended_l2));
         old = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
     }
     const bool allocated = old.host_offset != 0 || old.compressed;
@@ -574,11 +632,11 @@ Status Qcow2Node::zero_or_discard_cluster(uint64_t guest, bool discard, bool unm
     if (have_table) {
         ASSIGN_OR_RETURN(
             qcow2::RawL2Entry cur,
-            qcow2::read_l2_entry(table->data, geom_.l2_index(guest), geom_.extended_l2));
+            qcow2::read_l2_entry(table->data, l2_slice_index(guest), geom_.extended_l2));
         if (cur == now) return {};
     }
     ASSIGN_OR_RETURN(table, get_l2_for_write(guest, &l2_offset));
-    TRY(qcow2::write_l2_entry(table->data, geom_.l2_index(guest), geom_.extended_l2, now));
+    TRY(qcow2::write_l2_entry(table->data, l2_slice_index(guest), geom_.extended_l2, now));
     table->dirty = true;
     if (allocated && !keep_host)
         TRY(free_l2_entry_clusters(
@@ -624,7 +682,7 @@ Status Qcow2Node::co_preallocate(Prealloc mode) {
     CoMutexGuard guard(lock_);
     wait_for_old_reads();
     const uint64_t cs = geom_.cluster_size();
-    const uint64_t coverage = geom_.l2_coverage();
+    const uint64_t coverage = l2_slice_coverage();
     uint64_t file_end = file_->node()->size();
     for (uint64_t off = 0; off < size();) {
         uint64_t end = std::min(size(), (off / coverage + 1) * coverage);
@@ -635,12 +693,12 @@ Status Qcow2Node::co_preallocate(Prealloc mode) {
         ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(off, &l2_offset));
         (void)table;
         ASSIGN_OR_RETURN(uint64_t host, alloc_clusters(n));
-        ASSIGN_OR_RETURN(table, cache_get(l2_cache_, l2_offset, true, true));
+        ASSIGN_OR_RETURN(table, load_l2(l2_offset, off));
         for (uint64_t k = 0; k < n; ++k) {
             // Extended L2: allocation bits stay clear, so the subclusters
             // still read from the backing file (qcow2-notes.md §12).
             const qcow2::RawL2Entry raw{(host + k * cs) | qcow2::kCopiedFlag, 0};
-            TRY(qcow2::write_l2_entry(table->data, geom_.l2_index(off + k * cs), geom_.extended_l2,
+            TRY(qcow2::write_l2_entry(table->data, l2_slice_index(off + k * cs), geom_.extended_l2,
                                       raw));
         }
         table->dirty = true;
@@ -751,28 +809,135 @@ Status Qcow2Node::co_truncate(uint64_t new_size, bool, Prealloc prealloc, bool s
     if (new_size % qcow2::kSectorSize)
         return invalid_argument("The new size must be a multiple of 512");
     if (!snapshots_.empty()) return unsupported_error("Can't resize an image which has snapshots");
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t old_size = size();
+    if (new_size < old_size && !shrink_ok)
+        return invalid_argument("qcow2: shrinking needs --shrink (would lose data)");
+    // Growing over a longer backing file (QEMU's BDRV_REQ_ZERO_WRITE from
+    // bdrv_co_truncate): the new area must read as zeros, not as the
+    // backing file's data that was hidden beyond the old end.
+    const uint64_t backing_len = backing_ ? backing_->node()->size() : 0;
+    const uint64_t zero_end = std::min(new_size, backing_len);
+    const bool zero_new_area = new_size > old_size && backing_len > old_size;
+    if (zero_new_area && image_.header.version < qcow2::kVersion3)
+        return Error{ErrorKind::kUnsupported, ENOTSUP,
+                     "Failed to zero out new clusters: Operation not supported", std::nullopt};
+    {
+        AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
+        CoMutexGuard guard(lock_);
+        wait_for_old_reads();
+        if (new_size < old_size) {
+            TRY(shrink_locked(new_size));
+        } else if (new_size > old_size) {
+            const uint64_t need = qcow2::l1_entries_for_size(geom_, new_size);
+            if (need > qcow2::kMaxL1Entries) return invalid_argument("qcow2: image size too large");
+            if (need > l1_.size()) TRY(grow_l1(need));
+            // Whole clusters: zero flags.
+            if (zero_new_area)
+                for (uint64_t c = align_up(old_size, cs); c < zero_end; c += cs)
+                    TRY(zero_or_discard_cluster(c, false, false, false));
+        }
+    }
+    // The cluster holding the old end: explicit zeros up to its end (the
+    // rest of the cluster lies past the old end, so its copy-on-write tail
+    // is zeros, and extended L2 leaves no subcluster reading the backing).
+    if (zero_new_area && !geom_.is_cluster_aligned(old_size)) {
+        const uint64_t head_end = std::min(align_up(old_size, cs), new_size);
+        std::vector<std::byte> zeros(head_end - old_size);
+        IoVector qiov(zeros.data(), zeros.size());
+        TRY(co_pwritev(old_size, zeros.size(), qiov, 0));
+    }
     AllocRangeGuard alloc(alloc_ranges_, 0, kWholeDisk);
     CoMutexGuard guard(lock_);
-    wait_for_old_reads();
-    const uint64_t old_size = size();
-    if (new_size < old_size) {
-        if (!shrink_ok)
-            return invalid_argument("qcow2: shrinking needs --shrink (would lose data)");
-        const uint64_t cs = geom_.cluster_size();
-        for (uint64_t c = align_up(new_size, cs); c < old_size; c += cs)
-            TRY(zero_or_discard_cluster(c, true, true, true));
-        TRY(flush_caches(true));
-        TRY(co_child_flush(file_));
-    } else if (new_size > old_size) {
-        const uint64_t need = qcow2::l1_entries_for_size(geom_, new_size);
-        if (need > qcow2::kMaxL1Entries) return invalid_argument("qcow2: image size too large");
-        if (need > l1_.size()) TRY(grow_l1(need));
-    }
     std::byte word[8];
     store_be<uint64_t>(word, new_size);
     TRY(write_header_field(24, word, 8));
     image_.header.size = new_size;
     set_size(new_size);
+    return {};
+}
+
+// QEMU's shrink (qcow2_co_truncate, qcow2_shrink_l1_table): discard the
+// clusters past the new end, clear the L1 entries past it on disk (durable
+// before their L2 tables are freed), free those tables, then cut the file
+// after the last cluster still in use. l1_size in the header stays.
+Status Qcow2Node::shrink_locked(uint64_t new_size) {
+    const uint64_t cs = geom_.cluster_size();
+    for (uint64_t c = align_up(new_size, cs); c < size(); c += cs)
+        TRY(zero_or_discard_cluster(c, true, true, true));
+    const uint64_t keep = qcow2::l1_entries_for_size(geom_, new_size);
+    if (keep < l1_.size()) {
+        TRY(flush_caches(true));
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kL1ShrinkWriteTable);
+        const uint64_t off = image_.header.l1_table_offset + keep * 8;
+        const uint64_t len = (l1_.size() - keep) * 8;
+        TRY(check_overlap(kOverlapActiveL1, off, len));
+        std::vector<std::byte> zeros(len);
+        TRY(co_child_pwrite(file_, off, zeros.data(), zeros.size()));
+        TRY(co_child_flush(file_));
+        ::coblock::co_debug_event(file_, BlkdebugEvent::kL1ShrinkFreeL2Clusters);
+        for (uint64_t i = l1_.size(); i-- > keep;) {
+            const uint64_t l2 = l1_[i] & qcow2::kL1OffsetMask;
+            l1_[i] = 0;
+            if (!l2) continue;
+            l2_clusters_.erase(l2 >> geom_.cluster_bits);
+            TRY(update_refcount(l2, cs, -1, true));
+        }
+    }
+    TRY(flush_caches(true));
+    TRY(co_child_flush(file_));
+    // Discards of the freed clusters, now that no table points at them.
+    for (auto [off, len] : std::exchange(pending_discards_, {})) {
+        ASSIGN_OR_RETURN(uint64_t rc, get_refcount(off >> geom_.cluster_bits));
+        if (rc == 0) (void)co_child_pdiscard(file_, off, len);
+    }
+    TRY(shrink_reftable_locked());
+    const uint64_t file_size = file_->node()->size();
+    uint64_t last = div_round_up(file_size, cs);
+    while (last > 0) {
+        ASSIGN_OR_RETURN(uint64_t rc, get_refcount(last - 1));
+        if (rc) break;
+        --last;
+    }
+    if (last * cs < file_size)
+        (void)co_child_truncate(file_, last * cs, false, Prealloc::kOff, true);
+    return {};
+}
+
+// QEMU's qcow2_shrink_reftable: a refcount block that counts nothing but
+// itself is dropped from the refcount table (the table rewritten and made
+// durable first), so the file can end before it. Blocks stored outside
+// their own range are kept (QEMU would leak their cluster).
+Status Qcow2Node::shrink_reftable_locked() {
+    const uint64_t cs = geom_.cluster_size();
+    const uint64_t entries = geom_.refcount_block_entries();
+    std::vector<uint64_t> table = reftable_;
+    bool any = false;
+    for (uint64_t i = 0; i < reftable_.size(); ++i) {
+        const uint64_t off = reftable_[i];
+        const uint64_t self = off / cs;
+        if (!off || self / entries != i) continue;
+        ASSIGN_OR_RETURN(MetaCache::Entry * block, load_refblock(off));
+        std::vector<std::byte> copy = block->data;
+        TRY(qcow2::set_refcount(copy, self % entries, geom_.refcount_order, 0));
+        if (std::all_of(copy.begin(), copy.end(), [](std::byte b) { return b == std::byte{0}; })) {
+            table[i] = 0;
+            any = true;
+        }
+    }
+    if (!any) return {};
+    TRY(flush_caches(true));
+    std::vector<std::byte> bytes = qcow2::encode_be64_table(table);
+    TRY(check_overlap(kOverlapRefcountTable, image_.header.refcount_table_offset, bytes.size()));
+    TRY(co_child_pwrite(file_, image_.header.refcount_table_offset, bytes.data(), bytes.size()));
+    TRY(co_child_flush(file_));
+    for (uint64_t i = 0; i < reftable_.size(); ++i) {
+        if (reftable_[i] == table[i]) continue;
+        refcount_cache_.erase(reftable_[i]);
+        refblock_clusters_.erase(reftable_[i] / cs);
+        free_cluster_index_ = std::min(free_cluster_index_, reftable_[i] / cs);
+    }
+    reftable_ = std::move(table);
     return {};
 }
 

@@ -170,6 +170,15 @@ class Qcow2Node final : public BlockNode {
     Status co_check(CheckResult& result, CheckFix fix) override;
 
     const qcow2::Geometry& geometry() const { return geom_; }
+    // The cache geometry chosen at open (for tests and diagnostics).
+    struct CacheInfo {
+        uint64_t l2_entries = 0;     // slices the L2 cache holds
+        uint64_t l2_entry_size = 0;  // bytes per slice
+        uint64_t refcount_entries = 0;
+    };
+    CacheInfo cache_info() const {
+        return {l2_cache_.capacity(), l2_slice_bytes(), refcount_cache_.capacity()};
+    }
     // Allocates every cluster of the disk (QEMU's preallocate_co): L2
     // entries point at fresh host clusters that read as zeros; falloc/full
     // also reserve the file space.
@@ -180,7 +189,25 @@ class Qcow2Node final : public BlockNode {
 
     // ---- mapping / tables ----
     Result<Mapping> get_mapping(uint64_t offset, uint64_t max_bytes);
-    Result<MetaCache::Entry*> load_l2(uint64_t l2_offset);
+    // L2 tables are cached in slices of `l2_slice_entries_` entries (QEMU's
+    // l2-cache-entry-size). The slice holding entry `l2_index` of the table
+    // at `l2_offset`; index it with l2_slice_index().
+    Result<MetaCache::Entry*> load_l2_slice(uint64_t l2_offset, uint64_t l2_index);
+    // The slice holding the entry of guest offset `guest`.
+    Result<MetaCache::Entry*> load_l2(uint64_t l2_offset, uint64_t guest) {
+        return load_l2_slice(l2_offset, geom_.l2_index(guest));
+    }
+    uint64_t l2_slice_bytes() const { return l2_slice_entries_ * geom_.l2_entry_size(); }
+    // Guest bytes one slice maps.
+    uint64_t l2_slice_coverage() const { return l2_slice_entries_ << geom_.cluster_bits; }
+    // Position within its slice of the entry for guest offset `guest`.
+    uint64_t l2_slice_index(uint64_t guest) const {
+        return geom_.l2_index(guest) % l2_slice_entries_;
+    }
+    // The whole table: the file's bytes with every cached slice on top.
+    Status read_l2_table(uint64_t l2_offset, std::vector<std::byte>& table);
+    // Forgets every cached slice of a table (freed, or rewritten whole).
+    void drop_l2_table(uint64_t l2_offset);
     Result<MetaCache::Entry*> load_refblock(uint64_t offset);
     Result<MetaCache::Entry*> cache_get(MetaCache& cache, uint64_t offset, bool load, bool is_l2);
     Status write_cache_entry(MetaCache& cache, MetaCache::Entry* entry, bool is_l2);
@@ -188,7 +215,7 @@ class Qcow2Node final : public BlockNode {
     Status flush_refcount_cache();
     Status prepare_l2_writeback();
     Status prepare_refcount_writeback();
-    void set_l2_depends_on_refcount();
+    Status set_l2_depends_on_refcount();
     Status set_refcount_depends_on_l2();
     Status flush_caches(bool include_refcounts);
     Status write_l1_entry(uint64_t index);
@@ -216,9 +243,16 @@ class Qcow2Node final : public BlockNode {
     Status read_file_padded(uint64_t offset, std::byte* out, uint64_t len);
     Status write_allocating(uint64_t offset, uint64_t bytes, IoVector& qiov, uint64_t qiov_offset,
                             uint64_t* done);
+    // Whether an L2 entry (standard L2) reads as zeros in this image.
+    bool reads_as_zeros(const qcow2::L2Entry& entry) const;
+    // A cluster of zeros shared by all requests (read-only use).
+    std::byte* zero_cluster();
+    std::vector<std::byte> zero_cluster_;
     Status write_subclusters(uint64_t offset, uint64_t max, IoVector& qiov, uint64_t qoff,
                              uint64_t* done, bool* handled);
     Status write_compressed(uint64_t offset, uint64_t bytes, IoVector& qiov);
+    Status shrink_locked(uint64_t new_size);
+    Status shrink_reftable_locked();
     Status zero_or_discard_cluster(uint64_t guest_cluster, bool discard, bool unmap,
                                    bool full_discard);
 
@@ -252,6 +286,7 @@ class Qcow2Node final : public BlockNode {
     std::unordered_set<uint64_t> l2_clusters_;        // active L2 tables (cluster index)
     std::unordered_set<uint64_t> refblock_clusters_;  // refcount blocks (cluster index)
     MetaCache l2_cache_{16};
+    uint64_t l2_slice_entries_ = 1;
     MetaCache refcount_cache_{4};
     bool l2_depends_on_refcount_ = false;
     bool refcount_depends_on_l2_ = false;

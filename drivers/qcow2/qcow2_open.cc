@@ -11,6 +11,7 @@
 #include "drivers/qcow2/qcow2_node.h"
 #include "formats/qcow2/header.h"
 #include "formats/qcow2/refcount.h"
+#include "formats/qcow2/table_placement.h"
 
 namespace coblock::qcow2drv {
 
@@ -133,6 +134,80 @@ static Status read_padded(BdrvChild* file, uint64_t offset, std::byte* out, uint
     return co_child_pread(file, offset, out, avail);
 }
 
+namespace {
+
+// Default upper bound of the L2 cache (QEMU's DEFAULT_L2_CACHE_MAX_SIZE).
+constexpr uint64_t kDefaultL2CacheMax = 32u << 20;
+// Minimum cache sizes in entries (QEMU's MIN_L2_CACHE_SIZE and
+// MIN_REFCOUNT_CACHE_SIZE).
+constexpr uint64_t kMinL2CacheEntries = 2;
+constexpr uint64_t kMinRefcountCacheClusters = 4;
+
+struct CacheSizes {
+    uint64_t l2_size = 0;        // bytes, a multiple of l2_entry_size
+    uint64_t l2_entry_size = 0;  // bytes per cached L2 slice
+    uint64_t refcount_size = 0;  // bytes, a multiple of the cluster size
+};
+
+// QEMU 7.2's read_cache_sizes and the minimums of
+// qcow2_update_options_prepare: by default the L2 cache covers the whole
+// disk up to 32 MiB and the refcount cache holds 4 clusters; cache-size is
+// split between the two; when the L2 cache cannot cover the disk and no
+// entry size was given, slices of min(cluster, 4 KiB) make misses cheap.
+Result<CacheSizes> cache_sizes(const Qcow2Options& o, const qcow2::Geometry& g,
+                               uint64_t disk_size) {
+    const uint64_t cs = g.cluster_size();
+    const uint64_t min_refcount = kMinRefcountCacheClusters * cs;
+    const uint64_t max_l2_cache = align_up(div_round_up(disk_size, cs) * g.l2_entry_size(), cs);
+    CacheSizes out;
+    out.l2_entry_size = o.l2_cache_entry_size.value_or(cs);
+    out.refcount_size = o.refcount_cache_size.value_or(0);
+    const uint64_t l2_setting = o.l2_cache_size.value_or(kDefaultL2CacheMax);
+    out.l2_size = std::min(max_l2_cache, l2_setting);
+    if (o.cache_size) {
+        const uint64_t combined = *o.cache_size;
+        if (o.l2_cache_size && o.refcount_cache_size)
+            return invalid_argument(
+                "cache-size, l2-cache-size and refcount-cache-size may not be set at the same "
+                "time");
+        if (o.l2_cache_size && l2_setting > combined)
+            return invalid_argument("l2-cache-size may not exceed cache-size");
+        if (out.refcount_size > combined)
+            return invalid_argument("refcount-cache-size may not exceed cache-size");
+        if (o.l2_cache_size) {
+            out.refcount_size = combined - out.l2_size;
+        } else if (o.refcount_cache_size) {
+            out.l2_size = combined - out.refcount_size;
+        } else if (combined >= max_l2_cache + min_refcount) {
+            out.l2_size = max_l2_cache;
+            out.refcount_size = combined - out.l2_size;
+        } else {
+            out.refcount_size = std::min(combined, min_refcount);
+            out.l2_size = combined - out.refcount_size;
+        }
+    }
+    // QEMU here picks min(cluster, 4 KiB) slices when the cache cannot
+    // cover the disk and no entry size was given. Not yet: write_compressed
+    // (being moved to qcow2_compress.cc) still indexes whole tables, and
+    // compressed writes are refused with partial slices; once it uses
+    // l2_slice_index, enable:
+    //   if (out.l2_size < max_l2_cache && !o.l2_cache_entry_size)
+    //       out.l2_entry_size = std::min<uint64_t>(cs, 4096);
+    const uint64_t e = out.l2_entry_size;
+    if (e < (uint64_t{1} << qcow2::kMinClusterBits) || e > cs || (e & (e - 1)) != 0)
+        return invalid_argument(
+            "L2 cache entry size must be a power of two between 512 and the cluster size (" +
+            std::to_string(cs) + ")");
+    // An extended L2 entry is 16 bytes: a 512-byte slice still holds 32.
+    out.l2_size = std::max(out.l2_size / e, kMinL2CacheEntries) * e;
+    if (out.l2_size / e > 0x7fffffff) return invalid_argument("L2 cache size too big");
+    out.refcount_size = std::max(out.refcount_size / cs, kMinRefcountCacheClusters) * cs;
+    if (out.refcount_size / cs > 0x7fffffff) return invalid_argument("Refcount cache size too big");
+    return out;
+}
+
+}  // namespace
+
 Status Qcow2Node::co_open(OpenContext& ctx, const Qcow2Options& options) {
     TRY(ctx.co_open_child(*this, "file", kRoleFile, ctx.filename(), /*probe_format=*/false));
     file_ = file();
@@ -162,6 +237,8 @@ Status Qcow2Node::co_open(OpenContext& ctx, const Qcow2Options& options) {
         return corrupt_error("qcow2: Image does not contain a reference count table");
 
     set_size(qcow2::virtual_disk_size(h));
+    // check reads what it can of a damaged image and reports the rest.
+    if (!ctx.flags().check) TRY(qcow2::check_table_placement(h, file_->node()->size()));
 
     // Tables.
     const qcow2::HeaderPlan plan = qcow2::header_plan(h);
@@ -236,38 +313,10 @@ Status Qcow2Node::co_open(OpenContext& ctx, const Qcow2Options& options) {
         options.pass_discard_request.value_or(ctx.flags().discard == DiscardMode::kUnmap);
     pass_discard_snapshot_ = options.pass_discard_snapshot.value_or(true);
     pass_discard_other_ = options.pass_discard_other.value_or(false);
-    if (options.cache_size && options.l2_cache_size && options.refcount_cache_size)
-        return invalid_argument(
-            "cache-size, l2-cache-size and refcount-cache-size may not be set at the same time");
-    if (options.l2_cache_entry_size) {
-        const uint64_t e = *options.l2_cache_entry_size;
-        if (e < 512 || e > cs || (e & (e - 1)) != 0)
-            return invalid_argument(
-                "L2 cache entry size must be a power of two between 512 "
-                "and the cluster size (" +
-                std::to_string(cs) + ")");
-    }
-    // Default: an L2 cache covering the whole disk, at most 32 MiB.
-    const uint64_t l2_tables_needed =
-        std::max<uint64_t>(1, qcow2::l1_entries_for_size(geom_, size()));
-    uint64_t l2_bytes = std::min<uint64_t>(l2_tables_needed * cs, 32u << 20);
-    uint64_t rc_bytes = std::max<uint64_t>(4 * cs, 256 * 1024);
-    if (options.l2_cache_size) l2_bytes = *options.l2_cache_size;
-    if (options.refcount_cache_size) rc_bytes = *options.refcount_cache_size;
-    if (options.cache_size && !options.l2_cache_size && !options.refcount_cache_size) {
-        l2_bytes = std::min<uint64_t>(*options.cache_size * 4 / 5, l2_tables_needed * cs);
-        rc_bytes = *options.cache_size - l2_bytes;
-    } else if (options.cache_size && options.l2_cache_size) {
-        if (*options.l2_cache_size > *options.cache_size)
-            return invalid_argument("l2-cache-size may not exceed cache-size");
-        rc_bytes = *options.cache_size - *options.l2_cache_size;
-    } else if (options.cache_size && options.refcount_cache_size) {
-        if (*options.refcount_cache_size > *options.cache_size)
-            return invalid_argument("refcount-cache-size may not exceed cache-size");
-        l2_bytes = *options.cache_size - *options.refcount_cache_size;
-    }
-    l2_cache_ = MetaCache(std::max<uint64_t>(2, l2_bytes / cs));
-    refcount_cache_ = MetaCache(std::max<uint64_t>(4, rc_bytes / cs));
+    ASSIGN_OR_RETURN(const CacheSizes sizes, cache_sizes(options, geom_, size()));
+    l2_slice_entries_ = sizes.l2_entry_size / geom_.l2_entry_size();
+    l2_cache_ = MetaCache(sizes.l2_size / sizes.l2_entry_size);
+    refcount_cache_ = MetaCache(sizes.refcount_size / cs);
 
     rebuild_metadata_sets();
 

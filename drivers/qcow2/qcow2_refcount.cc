@@ -65,15 +65,12 @@ Status Qcow2Node::update_refcount(uint64_t offset, uint64_t length, int64_t delt
             free_cluster_index_ = std::min(free_cluster_index_, c);
             freed_since_flush_ = true;
             l2_clusters_.erase(c);
-            if (MetaCache::Entry* stale = l2_cache_.find(c * cs)) {
-                (void)stale;
-                l2_cache_.erase(c * cs);
-            }
+            drop_l2_table(c * cs);
             if (queue_discard) pending_discards_.emplace_back(c * cs, cs);
             ::coblock::co_debug_event(file_, BlkdebugEvent::kClusterFree);
         }
     }
-    if (delta > 0) set_l2_depends_on_refcount();
+    if (delta > 0) TRY(set_l2_depends_on_refcount());
     return {};
 }
 
@@ -222,6 +219,10 @@ Result<uint64_t> Qcow2Node::alloc_clusters(uint64_t count) {
             break;
         }
         if (restart) continue;
+        // A free cluster that holds metadata means a refcount of 0 for a
+        // used cluster: stop before counting it (which would write the
+        // refcount block) rather than at the write that would destroy it.
+        TRY(check_overlap(0, run_start * cs, count * cs));
         TRY(update_refcount(run_start * cs, count * cs, 1, false));
         // The hint is the first cluster that may be free (QEMU's
         // free_cluster_index): past this run when the run started there.

@@ -30,14 +30,16 @@ uint64_t encode_l1_entry(const L1Entry& entry) {
 }
 
 Status validate_l1_entry(const L1Entry& entry, const Geometry& geometry, uint64_t index) {
-    const std::string label =
-        "qcow2: l1 entry " + u64s(index) + " (" + hex_string(encode_l1_entry(entry)) + ")";
+    // Built only on failure: this runs on every guest request.
+    auto label = [&] {
+        return "qcow2: l1 entry " + u64s(index) + " (" + hex_string(encode_l1_entry(entry)) + ")";
+    };
     if (entry.reserved_bits != 0) {
-        return corrupt_error(label + " has reserved bits " + hex_string(entry.reserved_bits) +
+        return corrupt_error(label() + " has reserved bits " + hex_string(entry.reserved_bits) +
                              " set");
     }
     if (!geometry.is_cluster_aligned(entry.l2_offset)) {
-        return corrupt_error(label + " l2 table offset " + hex_string(entry.l2_offset) +
+        return corrupt_error(label() + " l2 table offset " + hex_string(entry.l2_offset) +
                              " is not cluster aligned");
     }
     return ok_status();

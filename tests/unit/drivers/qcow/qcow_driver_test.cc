@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 
 #include "block/create.h"
@@ -486,6 +487,83 @@ TEST(QcowCreate, SchemaAndHelpLikeQemuImg) {
               "\n"
               "The protocol level may support further options.\n"
               "Specify the target filename to include those options.\n");
+}
+
+}  // namespace
+}  // namespace coblock::qcow
+
+namespace coblock::qcow {
+namespace {
+
+using namespace coblock::qcow::testing;
+
+// Malformed tables inside an image (the header cases are in
+// RefusesBadHeadersWithQemuMessagesAndWritesNothing): an L2 table or a
+// compressed cluster past the end of the file, a truncated file. Opened
+// read-only and read-write, reads and a write over the damage fail with an
+// error naming the structure and offset, and not a byte changes.
+TEST(QcowMalformed, TablesOutsideTheFileNamedAndNothingWritten) {
+    // 4 KiB clusters, 512-entry L2 tables; data in cluster 0, compressed 4.
+    MemImage made = memory_image(custom_image(kMiB, 12, 9));
+    {
+        auto blk = open_qcow(made.mem);
+        ASSERT_TRUE(blk.ok());
+        write(**blk, 0, filled(4096, 0x11));
+        write(**blk, 4 * 4096, filled(4096, 0x22), kReqWriteCompressed);
+    }
+    const std::vector<std::byte> base = made.mem->bytes();
+    const uint64_t l1 = be64_at(base, 40);
+    const uint64_t l2 = be64_at(base, l1);
+    ASSERT_NE(be64_at(base, l2 + 4 * 8) >> 63, 0u) << "cluster 4 is compressed";
+    auto put64 = [](std::vector<std::byte>& b, uint64_t off, uint64_t v) {
+        for (int i = 0; i < 8; ++i)
+            b[off + i] = std::byte(static_cast<uint8_t>(v >> (56 - 8 * i)));
+    };
+    struct Case {
+        const char* what;
+        std::function<void(std::vector<std::byte>&)> mutate;
+        uint64_t write_at;
+        std::string message;
+    };
+    const Case cases[] = {
+        {"L2 table past the end", [&](std::vector<std::byte>& b) { put64(b, l1, 0x40000000); }, 100,
+         "qcow: L2 table at 0x40000000 starts beyond the end of the file"},
+        {"compressed cluster past the end",
+         [&](std::vector<std::byte>& b) {
+             const uint64_t e = be64_at(b, l2 + 4 * 8);
+             const uint64_t offset_mask = (uint64_t{1} << (63 - 12)) - 1;
+             put64(b, l2 + 4 * 8, (e & ~offset_mask) | 0x40000000);
+         },
+         4 * 4096 + 10, "qcow: compressed cluster at host offset 0x40000000 starts beyond"},
+        // QEMU reads the missing header bytes as zeros and says the same.
+        {"truncated header", [](std::vector<std::byte>& b) { b.resize(20); }, 0,
+         "Image size is too small (must be at least 2 bytes)"},
+    };
+    for (const Case& c : cases) {
+        for (bool read_only : {true, false}) {
+            SCOPED_TRACE(std::string(c.what) + (read_only ? " read-only" : " read-write"));
+            std::vector<std::byte> bytes = base;
+            c.mutate(bytes);
+            MemImage mem = memory_image(bytes);
+            auto blk = open_qcow(mem.mem, nullptr, read_only);
+            std::string error;
+            if (!blk.ok()) {
+                error = blk.error().message;
+            } else {
+                std::vector<uint8_t> all(kMiB);
+                Status st = (*blk)->pread(0, all.data(), all.size());
+                if (!st.ok()) error = st.error().message;
+                if (!read_only) {
+                    std::vector<uint8_t> data(100, 0x33);
+                    Status w = (*blk)->pwrite(c.write_at, data.data(), data.size());
+                    EXPECT_FALSE(w.ok());
+                    (void)(*blk)->flush();
+                }
+            }
+            EXPECT_EQ(error.rfind(c.message, 0), 0u) << "error: \"" << error << "\"";
+            EXPECT_TRUE(mem.mem->bytes() == bytes) << "the image changed";
+        }
+    }
 }
 
 }  // namespace

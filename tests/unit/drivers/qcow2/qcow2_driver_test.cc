@@ -7,6 +7,7 @@
 #include <random>
 
 #include "block/io.h"
+#include "drivers/qcow2/qcow2_node.h"
 #include "formats/bytes.h"
 #include "qapi/help.h"
 #include "tests/unit/drivers/qcow2/qcow2_test_util.h"
@@ -476,6 +477,153 @@ TEST_F(Qcow2Test, CreateOptionsRefusedClearly) {
               ErrorKind::kUnsupported);
     EXPECT_FALSE(create_qcow2(path_, 1 << 20, {{"cluster_size", "1000"}}).ok());
     EXPECT_FALSE(create_qcow2(path_, 1 << 20, {{"compat", "0.10"}, {"lazy_refcounts", "on"}}).ok());
+}
+
+}  // namespace
+}  // namespace coblock
+
+namespace coblock {
+namespace {
+
+qcow2drv::Qcow2Node::CacheInfo cache_info_of(BlockBackend& blk) {
+    auto* node = dynamic_cast<qcow2drv::Qcow2Node*>(blk.root());
+    EXPECT_NE(node, nullptr);
+    return node ? node->cache_info() : qcow2drv::Qcow2Node::CacheInfo{};
+}
+
+// Cache sizes as QEMU 7.2's read_cache_sizes computes them.
+TEST_F(Qcow2Test, CacheSizesAsQemu) {
+    QCOW2_ASSERT_OK(create_qcow2(path_, 1ull << 30));
+    struct Want {
+        qapi::OptionsTree options;
+        uint64_t l2_entries, l2_entry_size, refcount_entries;
+    };
+    const std::vector<Want> wants = {
+        // The whole 1 GiB disk: 16384 entries * 8 bytes = 2 tables; 4 refblocks.
+        {{}, 2, 65536, 4},
+        // cache-size: the L2 part covers the disk, the rest is refcounts.
+        {{{"cache-size", "1M"}}, 2, 65536, 14},
+        // Too small for both: refcounts get their minimum first.
+        {{{"cache-size", "200K"}}, 2, 65536, 4},
+        {{{"cache-size", "1M"}, {"l2-cache-size", "64K"}}, 2, 65536, 15},
+        {{{"cache-size", "1M"}, {"refcount-cache-size", "512K"}}, 8, 65536, 8},
+        {{{"l2-cache-entry-size", "4096"}, {"l2-cache-size", "64K"}}, 16, 4096, 4},
+        {{{"l2-cache-entry-size", "512"}}, 256, 512, 4},
+    };
+    for (size_t i = 0; i < wants.size(); ++i) {
+        const Want& w = wants[i];
+        auto blk = open(path_, true, w.options);
+        ASSERT_TRUE(blk);
+        const auto info = cache_info_of(*blk);
+        EXPECT_EQ(info.l2_entries, w.l2_entries) << "case " << i;
+        EXPECT_EQ(info.l2_entry_size, w.l2_entry_size) << "case " << i;
+        EXPECT_EQ(info.refcount_entries, w.refcount_entries) << "case " << i;
+    }
+    for (const char* bad : {"256", "3000", "131072"}) {
+        auto blk = open_qcow2(path_, true, {{"l2-cache-entry-size", bad}});
+        ASSERT_FALSE(blk.ok()) << bad;
+        EXPECT_NE(blk.error().message.find("L2 cache entry size must be a power of two between "
+                                           "512 and the cluster size (65536)"),
+                  std::string::npos)
+            << blk.error().message;
+    }
+    auto all3 =
+        open_qcow2(path_, true,
+                   {{"cache-size", "1M"}, {"l2-cache-size", "1M"}, {"refcount-cache-size", "1M"}});
+    ASSERT_FALSE(all3.ok());
+    EXPECT_NE(all3.error().message.find("may not be set at the same time"), std::string::npos);
+    auto l2_over = open_qcow2(path_, true, {{"cache-size", "1M"}, {"l2-cache-size", "2M"}});
+    ASSERT_FALSE(l2_over.ok());
+    EXPECT_NE(l2_over.error().message.find("l2-cache-size may not exceed cache-size"),
+              std::string::npos);
+}
+
+// Default L2 cache of a disk larger than 32 MiB of tables: capped at 32 MiB.
+TEST_F(Qcow2Test, DefaultL2CacheCappedAt32MiB) {
+    QCOW2_ASSERT_OK(create_qcow2(path_, 1ull << 40));
+    auto blk = open(path_, true);
+    ASSERT_TRUE(blk);
+    EXPECT_EQ(cache_info_of(*blk).l2_entries * cache_info_of(*blk).l2_entry_size, 32u << 20);
+}
+
+// Small slices with evictions, plain and extended L2: random writes, zero
+// writes and discards match a shadow, and the image stays clean.
+TEST_F(Qcow2Test, SmallL2SlicesWithEvictions) {
+    for (bool extended : {false, true}) {
+        SCOPED_TRACE(extended ? "extended L2" : "standard L2");
+        constexpr uint64_t kSize = 8 << 20;
+        const uint64_t cs = extended ? 16384 : 4096;
+        std::remove(path_.c_str());
+        QCOW2_ASSERT_OK(create_qcow2(
+            path_, kSize,
+            {{"cluster_size", std::to_string(cs)}, {"extended_l2", extended ? "on" : "off"}}));
+        std::vector<uint8_t> shadow(kSize, 0);
+        {
+            auto blk = open(
+                path_, false,
+                {{"l2-cache-entry-size", "512"}, {"l2-cache-size", "2048"}, {"discard", "unmap"}});
+            ASSERT_TRUE(blk);
+            EXPECT_EQ(cache_info_of(*blk).l2_entry_size, 512u);
+            EXPECT_EQ(cache_info_of(*blk).l2_entries, 4u);
+            std::mt19937_64 rng(extended ? 11 : 12);
+            for (int i = 0; i < 300; ++i) {
+                const uint32_t kind = rng() % 10;
+                if (kind < 7) {
+                    uint64_t len = 1 + rng() % (5 * cs);
+                    uint64_t off = rng() % (kSize - len);
+                    auto data = pattern(len, static_cast<uint8_t>(i));
+                    QCOW2_ASSERT_OK(blk->pwrite(off, data.data(), len));
+                    std::memcpy(shadow.data() + off, data.data(), len);
+                } else {
+                    uint64_t len = cs * (1 + rng() % 40);
+                    uint64_t off = (rng() % (kSize - len)) / cs * cs;
+                    if (kind < 9) {
+                        QCOW2_ASSERT_OK(blk->pwrite_zeroes(off, len, kind == 8 ? kReqMayUnmap : 0));
+                    } else {
+                        QCOW2_ASSERT_OK(blk->pdiscard(off, len));
+                    }
+                    std::memset(shadow.data() + off, 0, len);
+                }
+            }
+            expect_contents(*blk, shadow);
+            QCOW2_ASSERT_OK(blk->flush());
+            expect_clean(*blk);
+        }
+        auto blk = open(path_, true);
+        ASSERT_TRUE(blk);
+        expect_contents(*blk, shadow);
+        expect_clean(*blk);
+        if (testing::have_tool("/usr/bin/qemu-img"))
+            EXPECT_EQ(testing::run_command("/usr/bin/qemu-img check " + path_), 0);
+    }
+}
+
+}  // namespace
+}  // namespace coblock
+
+namespace coblock {
+namespace {
+
+// Until write_compressed indexes L2 slices, compressed writes are refused
+// (clearly, writing nothing) when a slice is smaller than a table.
+TEST_F(Qcow2Test, CompressedWritesNeedWholeTableSlices) {
+    QCOW2_ASSERT_OK(create_qcow2(path_, 1 << 20, {{"cluster_size", "4096"}}));
+    std::vector<uint8_t> data(4096, 0x42);
+    {
+        auto blk = open(path_, false, {{"l2-cache-entry-size", "512"}});
+        ASSERT_TRUE(blk);
+        const auto before = testing::read_file(path_, 0, testing::file_size(path_));
+        Status st = blk->pwrite(0, data.data(), data.size(), kReqWriteCompressed);
+        ASSERT_FALSE(st.ok());
+        EXPECT_NE(st.error().message.find("l2-cache-entry-size"), std::string::npos);
+        EXPECT_TRUE(testing::read_file(path_, 0, testing::file_size(path_)) == before);
+    }
+    auto blk = open(path_);
+    ASSERT_TRUE(blk);
+    QCOW2_ASSERT_OK(blk->pwrite(0, data.data(), data.size(), kReqWriteCompressed));
+    std::vector<uint8_t> got(4096);
+    QCOW2_ASSERT_OK(blk->pread(0, got.data(), got.size()));
+    EXPECT_EQ(got, data);
 }
 
 }  // namespace
