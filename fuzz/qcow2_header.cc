@@ -1,10 +1,12 @@
 // qcow2 cluster 0: probe, fixed header, header extensions, backing file name
 // (parse_image_header in both open and check mode), the encoder round trip
-// parse -> encode -> parse, and QEMU's rewrite normalisation.
+// parse -> encode -> parse, QEMU's rewrite normalisation, and the table
+// placement check open runs (against the input's length as the file size).
 #include <algorithm>
 #include <vector>
 
 #include "formats/qcow2/image_header.h"
+#include "formats/qcow2/table_placement.h"
 #include "fuzz/fuzz.h"
 
 using namespace coblock;
@@ -25,6 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!image.ok()) return 0;
     (void)qcow2::header_plan(image->header);
     (void)qcow2::unknown_incompatible_features(image->header);
+    if (qcow2::validate_header(image->header).ok())
+        (void)qcow2::check_table_placement(image->header, size);
 
     auto encoded = qcow2::encode_image_header(*image);
     if (encoded.ok()) {
