@@ -165,11 +165,33 @@ class Converter {
         for (int i = 0; i < workers; ++i)
             spawn([this] { co_worker(); });
         loop.run_until([this] { return running_ == 0; });
+        if (ret_ == kInProgress && config_.compressed) finish_compressed();
         return ret_ == kInProgress ? 0 : ret_;
     }
 
   private:
     static constexpr int kInProgress = 1;
+
+    // qemu-img ends a compressed convert with an empty compressed write
+    // ("signal EOF to align"): qcow and qcow2 round their file up to whole
+    // sectors, as packed data ends mid-sector. The request layer drops empty
+    // requests, so the format node's hook gets it directly, as QEMU's block
+    // layer passes this one through.
+    void finish_compressed() {
+        BlockNode* target = dst_.root();
+        bool finished = false;
+        spawn([&] {
+            IoVector empty(nullptr, 0);
+            Status status = target->co_pwritev(0, 0, empty, kReqWriteCompressed);
+            if (!status) {
+                error_report("error while writing at byte 0: " +
+                             std::string(std::strerror(status.error().as_errno())));
+                ret_ = -status.error().as_errno();
+            }
+            finished = true;
+        });
+        dst_.loop().run_until([&] { return finished; });
+    }
 
     // convert_iteration_sectors: the status and length of the run at
     // `sector_num` (run under lock_).
