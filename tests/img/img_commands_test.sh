@@ -26,7 +26,6 @@ QEMU_IO=$(command -v qemu-io || true)
 # reported as TAP TODO, they do not fail the run. Remove an entry once its
 # driver matches qemu-img 7.2.
 declare -A KNOWN=(
-    [convert-compressed-check]="qcow2 driver: compressed clusters are not packed into shared host clusters, so the image end offset is larger"
     [check-repair-leaks]="qcow2 driver: with -r leaks it prints only 'Repairing cluster', not the 'Leaked cluster' line first"
     [check-corrupt-repair-leaks]="qcow2 driver: -r leaks with a refcount below the references must fail (ERROR need to rebuild refcount structures, EIO)"
     [check-vhdx]="vhdx driver: fills cluster statistics; QEMU 7.2's vhdx check prints none"
@@ -333,7 +332,8 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     check-repair-clean check-leak check-leak-json check-corrupt check-corrupt-json
     check-repair-leaks check-repair-leaks-result check-corrupt-repair-leaks busy-qcow2-qemu-refuses
     convert-err-B-no-F convert-err-F-no-B convert-err-concat-B-qcow2 convert-c-B convert-c-B-map
-    busy-qcow2-info busy-qcow2-check busy-qcow2-map busy-qcow2-info-same)
+    busy-qcow2-info busy-qcow2-check busy-qcow2-map busy-qcow2-info-same info-snap info-snap-json
+    info-snap-chain-json)
 if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f qcow2 base.qcow2 64M
@@ -359,6 +359,13 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     "$QEMU_IMG" create -q -f qcow2 -b b.qcow2 -F qcow2 sub/o.qcow2
     "$QEMU_IO" -c 'write -P 6 128k 64k' sub/o.qcow2 >/dev/null
     "$QEMU_IMG" create -q -f qcow2 -b missing.qcow2 -F qcow2 -u miss.qcow2 1M
+    # snap.qcow2: two internal snapshots (one with a space in its name) over
+    # different contents.
+    "$QEMU_IMG" create -q -f qcow2 snap.qcow2 4M
+    "$QEMU_IO" -c 'write -P 1 0 1M' snap.qcow2 >/dev/null
+    "$QEMU_IMG" snapshot -c first snap.qcow2
+    "$QEMU_IO" -c 'write -P 2 0 512k' snap.qcow2 >/dev/null
+    "$QEMU_IMG" snapshot -c 'second one' snap.qcow2
     cd - >/dev/null || exit 1
     same info-qcow2 info base.qcow2
     same info-qcow2-json info --output=json base.qcow2
@@ -390,6 +397,9 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     same info-missing-backing-chain info --backing-chain miss.qcow2
     same map-subdir map --output=json sub/o.qcow2
     same compare-f-raw compare -f raw -F raw base.qcow2 base.raw
+    same info-snap info snap.qcow2
+    same info-snap-json info --output=json snap.qcow2
+    same info-snap-chain-json info --backing-chain --output=json snap.qcow2
     fresh_siblings
     sibling resize-qcow2-grow resize base.qcow2 128M
     sibling resize-qcow2-shrink-refused resize base.qcow2 -- -64M

@@ -15,6 +15,7 @@
 #include "qapi/json_output.h"
 #include "tools/img/commands.h"
 #include "tools/img/options.h"
+#include "tools/img/qcow2_snapshots.h"
 
 namespace coblock::img {
 namespace {
@@ -40,6 +41,18 @@ nlohmann::ordered_json query_image_info(BlockNode* node, const std::string& file
         info["full-backing-filename"] = full_backing_filename(filename, backing);
         const std::string backing_format = node->backing_format();
         if (!backing_format.empty()) info["backing-filename-format"] = backing_format;
+    }
+    // A snapshot table that cannot be read leaves the list out, as
+    // bdrv_query_image_info does only for -ENOMEDIUM/-ENOTSUP; coblock
+    // prefers printing the rest of the image's facts with a warning.
+    Result<std::vector<qcow2::SnapshotEntry>> snapshots = read_qcow2_snapshots(node);
+    if (!snapshots) {
+        warn_report("could not read the snapshot table: " + snapshots.error().to_string());
+    } else if (!snapshots->empty()) {
+        nlohmann::ordered_json list = nlohmann::ordered_json::array();
+        for (const qcow2::SnapshotEntry& entry : *snapshots)
+            list.push_back(snapshot_info_json(entry));
+        info["snapshots"] = std::move(list);
     }
     nlohmann::ordered_json specific = node->info_specific();
     if (!specific.is_null()) {
@@ -124,6 +137,10 @@ void dump_human(const nlohmann::ordered_json& info) {
     if (info.contains("backing-filename-format"))
         std::printf("backing file format: %s\n",
                     info["backing-filename-format"].get_ref<const std::string&>().c_str());
+    if (info.contains("snapshots")) {
+        std::printf("Snapshot list:\n");
+        print_snapshot_table(info["snapshots"]);
+    }
     if (info.contains("format-specific")) {
         std::printf("Format specific information:\n");
         const nlohmann::ordered_json& specific = info["format-specific"];
