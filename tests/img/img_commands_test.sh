@@ -333,7 +333,14 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     check-repair-leaks check-repair-leaks-result check-corrupt-repair-leaks busy-qcow2-qemu-refuses
     convert-err-B-no-F convert-err-F-no-B convert-err-concat-B-qcow2 convert-c-B convert-c-B-map
     busy-qcow2-info busy-qcow2-check busy-qcow2-map busy-qcow2-info-same info-snap info-snap-json
-    info-snap-chain-json)
+    info-snap-chain-json convert-comp-bytes convert-comp-zstd convert-comp-zstd-bytes
+    convert-comp-zstd-check convert-l-missing convert-l-missing-opts convert-l-raw
+    convert-l-bad-param convert-l-concat convert-C convert-C-bytes convert-C-c convert-C-S
+    convert-C-salvage convert-r convert-r-bytes convert-r-bad convert-r-negative
+    convert-bitmaps-raw-target convert-bitmaps-qcow2 convert-bitmaps-raw-source
+    convert-bitmaps-concat convert-tio-no-n convert-tio-O convert-tio convert-tio-bytes
+    convert-tio-bad-option convert-salvage convert-salvage-bytes convert-no-salvage
+    convert-B-short convert-B-short-map convert-B-short-compare)
 if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f qcow2 base.qcow2 64M
@@ -366,6 +373,12 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     "$QEMU_IMG" snapshot -c first snap.qcow2
     "$QEMU_IO" -c 'write -P 2 0 512k' snap.qcow2 >/dev/null
     "$QEMU_IMG" snapshot -c 'second one' snap.qcow2
+    # short.qcow2: a backing file shorter than the images converted over it.
+    "$QEMU_IMG" create -q -f qcow2 short.qcow2 1M
+    "$QEMU_IO" -c 'write -P 7 0 1M' short.qcow2 >/dev/null
+    "$QEMU_IMG" create -q -f qcow2 long.qcow2 4M
+    "$QEMU_IO" -c 'write -P 9 64k 64k' -c 'write -P 8 2M 64k' long.qcow2 >/dev/null
+    "$QEMU_IMG" create -q -f raw big.raw 64M
     cd - >/dev/null || exit 1
     same info-qcow2 info base.qcow2
     same info-qcow2-json info --output=json base.qcow2
@@ -428,6 +441,54 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     sibling convert-c-B-map map --output=json cb.qcow2
     sibling convert-W-qcow2 convert -W -m 16 -O qcow2 base.qcow2 w.qcow2
     sibling convert-W-qcow2-compare compare base.qcow2 w.qcow2
+    # Compressed output packs clusters as QEMU does: byte-identical files.
+    if cmp -s "$WORK/q/outc.qcow2" "$WORK/c/outc.qcow2"; then pass convert-comp-bytes; else
+        fail convert-comp-bytes "compressed qcow2 differs from qemu-img's"; fi
+    sibling convert-comp-zstd convert -c -O qcow2 -o compression_type=zstd base.qcow2 z.qcow2
+    if cmp -s "$WORK/q/z.qcow2" "$WORK/c/z.qcow2"; then pass convert-comp-zstd-bytes; else
+        fail convert-comp-zstd-bytes "zstd compressed qcow2 differs from qemu-img's"; fi
+    sibling convert-comp-zstd-check check z.qcow2
+    # -l: coblock's qcow2 driver cannot read snapshots yet; everything
+    # qemu-img refuses is refused with its messages.
+    sibling convert-l-missing convert -l nosuch -O raw snap.qcow2 ol.raw
+    sibling convert-l-missing-opts convert -l snapshot.id=1,snapshot.name=nosuch -O raw snap.qcow2 ol.raw
+    sibling convert-l-raw convert -l first -O raw disk.img ol.raw
+    sibling convert-l-bad-param convert -l snapshot.foo=1 -O raw snap.qcow2 ol.raw
+    sibling convert-l-concat convert -l first -O raw snap.qcow2 snap.qcow2 ol.raw
+    # -C: copy offloading falls back to a plain copy, as qemu-img does.
+    sibling convert-C convert -C -O raw base.qcow2 oc.raw
+    if cmp -s "$WORK/q/oc.raw" "$WORK/c/oc.raw"; then pass convert-C-bytes; else
+        fail convert-C-bytes "-C output differs"; fi
+    sibling convert-C-c convert -C -c -O qcow2 base.qcow2 oc.qcow2
+    sibling convert-C-S convert -C -S 4k -O raw base.qcow2 oc2.raw
+    sibling convert-C-salvage convert -C --salvage -O raw base.qcow2 oc3.raw
+    sibling convert-r convert -r 64M -O raw base.qcow2 or.raw
+    if cmp -s "$WORK/q/or.raw" "$WORK/c/or.raw"; then pass convert-r-bytes; else
+        fail convert-r-bytes "-r output differs"; fi
+    sibling convert-r-bad convert -r abc -O raw base.qcow2 or2.raw
+    sibling convert-r-negative convert -r -5 -O raw base.qcow2 or3.raw
+    sibling convert-bitmaps-raw-target convert --bitmaps -O raw base.qcow2 ob1.raw
+    sibling convert-bitmaps-qcow2 convert --bitmaps -O qcow2 base.qcow2 ob2.qcow2
+    sibling convert-bitmaps-raw-source convert --bitmaps -O qcow2 disk.img ob3.qcow2
+    sibling convert-bitmaps-concat convert --bitmaps -O qcow2 base.qcow2 disk.img ob4.qcow2
+    sibling convert-tio-no-n convert --target-image-opts -O raw base.qcow2 driver=raw,file.filename=big.raw
+    sibling convert-tio-O convert --target-image-opts -n -O raw base.qcow2 driver=raw,file.filename=big.raw
+    sibling convert-tio convert --target-image-opts -n base.qcow2 driver=raw,file.filename=big.raw
+    if cmp -s "$WORK/q/big.raw" "$WORK/c/big.raw"; then pass convert-tio-bytes; else
+        fail convert-tio-bytes "--target-image-opts output differs"; fi
+    sibling convert-tio-bad-option convert --target-image-opts -n base.qcow2 driver=raw,file.filename=big.raw,bogus=1
+    # --salvage: a sector that fails to read (blkdebug) becomes zeros, with
+    # qemu-img's warning; without it the convert fails.
+    blk="driver=raw,file.driver=blkdebug,file.image.filename=disk.img,file.inject-error.0.event=read_aio,file.inject-error.0.errno=5,file.inject-error.0.sector=100"
+    sibling convert-salvage convert --salvage --image-opts "$blk" -O raw os.raw
+    if cmp -s "$WORK/q/os.raw" "$WORK/c/os.raw"; then pass convert-salvage-bytes; else
+        fail convert-salvage-bytes "--salvage output differs"; fi
+    sibling convert-no-salvage convert --image-opts "$blk" -O raw os2.raw
+    # -B with a backing file shorter than the image: zeros past its end are
+    # not written (they read as zeros there), as qemu-img.
+    sibling convert-B-short convert -O qcow2 -B short.qcow2 -F qcow2 long.qcow2 os.qcow2
+    sibling convert-B-short-map map --output=json os.qcow2
+    sibling convert-B-short-compare compare long.qcow2 os.qcow2
     sibling check-repair-clean check -r all base.qcow2
     same check-leak check leak.qcow2
     same check-leak-json check --output=json leak.qcow2

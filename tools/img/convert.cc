@@ -21,9 +21,14 @@
 #include "coroutine/co_queue.h"
 #include "coroutine/coroutine.h"
 #include "coroutine/event_loop.h"
+#include "coroutine/run_sync.h"
+#include "coroutine/sleep.h"
+#include "formats/qcow2/constants.h"
+#include "formats/qcow2/header.h"
 #include "qapi/keyval.h"
 #include "tools/img/commands.h"
 #include "tools/img/options.h"
+#include "tools/img/qcow2_snapshots.h"
 
 namespace coblock::img {
 namespace {
@@ -53,6 +58,12 @@ struct ConvertConfig {
     bool target_has_backing = false;
     int64_t cluster_sectors = 0;  // target cluster, for -c
     int64_t alignment = 8;        // sectors, for zero detection
+    // Size of the target's backing file in sectors (-1: none). Past it the
+    // target reads as zeros already, so zero runs there are skipped.
+    int64_t target_backing_sectors = -1;
+    bool salvage = false;    // --salvage: unreadable sectors become zeros
+    bool quiet = false;      // -q: no salvage warnings
+    int64_t rate_limit = 0;  // -r: target write bytes per second, 0 = none
 };
 
 bool sector_is_zero(const std::byte* p, int64_t bytes) {
@@ -205,22 +216,46 @@ class Converter {
         const SourcePart& part = part_of(sector_num);
         int64_t n = part.start_sector + part.sectors - sector_num;
         if (sector_next_status_ <= sector_num) {
+            // Zeros past the end of the target's backing file read as zeros
+            // there already (QEMU's post_backing_zero); split at that end.
+            bool post_backing_zero = false;
+            if (config_.target_backing_sectors >= 0) {
+                if (sector_num >= config_.target_backing_sectors)
+                    post_backing_zero = true;
+                else if (sector_num + n > config_.target_backing_sectors)
+                    n = config_.target_backing_sectors - sector_num;
+            }
             const uint64_t offset =
                 static_cast<uint64_t>((sector_num - part.start_sector) * kSector);
-            Result<BlockStatus> status =
-                co_block_status_above(part.blk->root(), part.base, offset,
-                                      static_cast<uint64_t>(std::min(
-                                          n * kSector, part.bytes - static_cast<int64_t>(offset))),
-                                      true);
-            if (!status || status->bytes == 0) {
+            Result<BlockStatus> status = make_error(ErrorKind::kIo, "no block status");
+            for (;;) {
+                status = co_block_status_above(
+                    part.blk->root(), part.base, offset,
+                    static_cast<uint64_t>(
+                        std::min(n * kSector, part.bytes - static_cast<int64_t>(offset))),
+                    true);
+                if (status && status->bytes != 0) break;
                 const int err = status ? EIO : status.error().as_errno();
-                error_report("error while reading block status at offset " +
-                             std::to_string(offset) + ": " + std::strerror(err));
-                return -err;
+                if (!config_.salvage) {
+                    error_report("error while reading block status at offset " +
+                                 std::to_string(offset) + ": " + std::strerror(err));
+                    return -err;
+                }
+                if (n == 1) {
+                    // --salvage: try to read the sector as data.
+                    if (!config_.quiet)
+                        warn_report("error while reading block status at offset " +
+                                    std::to_string(offset) + ": " + std::strerror(err));
+                    status = BlockStatus{};
+                    status->flags = kStatusData;
+                    status->bytes = kSector;
+                    break;
+                }
+                n = (n + 3) / 4;  // retry on a shorter range
             }
             n = static_cast<int64_t>((status->bytes + kSector - 1) / kSector);
             if (status->flags & kStatusZero)
-                status_ = ChunkStatus::kZero;
+                status_ = post_backing_zero ? ChunkStatus::kBackingFile : ChunkStatus::kZero;
             else if (status->flags & kStatusData)
                 status_ = ChunkStatus::kData;
             else
@@ -241,6 +276,40 @@ class Converter {
             }
         }
         return n;
+    }
+
+    // convert_co_read: with --salvage a failed read is retried sector by
+    // sector, and sectors that still fail read as zeros (with a warning).
+    Status read_source(const SourcePart& part, int64_t offset, int64_t bytes, std::byte* buf) {
+        IoVector qiov(buf, static_cast<size_t>(bytes));
+        Status read =
+            part.blk->co_preadv(static_cast<uint64_t>(offset), static_cast<uint64_t>(bytes), qiov);
+        if (read || !config_.salvage) return read;
+        for (int64_t pos = 0; pos < bytes; pos += kSector) {
+            const int64_t n = std::min(kSector, bytes - pos);
+            IoVector sector(buf + pos, static_cast<size_t>(n));
+            Status one = part.blk->co_preadv(static_cast<uint64_t>(offset + pos),
+                                             static_cast<uint64_t>(n), sector);
+            if (!one) {
+                if (!config_.quiet)
+                    warn_report("error while reading offset " + std::to_string(offset + pos) +
+                                ": " + std::strerror(one.error().as_errno()));
+                std::memset(buf + pos, 0, static_cast<size_t>(n));
+            }
+        }
+        return {};
+    }
+
+    // -r: QEMU throttles the target's writes to `rate_limit` bytes per
+    // second (a throttle group on the target); here each write waits for
+    // its slot in a schedule that grows by bytes / rate.
+    void co_throttle(int64_t bytes) {
+        if (config_.rate_limit <= 0) return;
+        const int64_t now = EventLoop::now_ns();
+        const int64_t start = std::max(now, next_write_ns_);
+        next_write_ns_ = start + static_cast<int64_t>(static_cast<double>(bytes) * 1e9 /
+                                                      static_cast<double>(config_.rate_limit));
+        if (start > now) co_sleep_ns(start - now);
     }
 
     bool counts_for_progress(ChunkStatus status) const {
@@ -281,6 +350,7 @@ class Converter {
                                                   config_.alignment)) ||
                         (config_.compressed && !sector_is_zero(buf, byte_count(sector_num, n)))) {
                         const int64_t bytes = byte_count(sector_num, n);
+                        co_throttle(bytes);
                         IoVector qiov(buf, static_cast<size_t>(bytes));
                         TRY(dst_.co_pwritev(static_cast<uint64_t>(sector_num * kSector),
                                             static_cast<uint64_t>(bytes), qiov, flags));
@@ -333,9 +403,7 @@ class Converter {
             const int64_t local = (sector_num - part.start_sector) * kSector;
             const int64_t bytes = std::min(n * kSector, part.bytes - local);
             if (status == ChunkStatus::kData) {
-                IoVector qiov(buf.data(), static_cast<size_t>(bytes));
-                Status read = part.blk->co_preadv(static_cast<uint64_t>(local),
-                                                  static_cast<uint64_t>(bytes), qiov);
+                Status read = read_source(part, local, bytes, buf.data());
                 if (!read) {
                     error_report("error while reading at byte " +
                                  std::to_string(sector_num * kSector) + ": " +
@@ -386,6 +454,7 @@ class Converter {
     int64_t allocated_sectors_ = 0;
     int64_t allocated_done_ = 0;
     int64_t written_up_to_ = 0;
+    int64_t next_write_ns_ = 0;
     CoQueue write_order_;
     int running_ = 0;
     int ret_ = kInProgress;
@@ -395,6 +464,86 @@ class Converter {
 // block_driver_can_compress), checked before anything is created.
 bool format_can_compress(const std::string& format) {
     return format == "qcow2" || format == "qcow" || format == "vmdk";
+}
+
+// -l snapshot.id=...,snapshot.name=...: QEMU's internal_snapshot_opts
+// accept exactly these two keys.
+bool parse_snapshot_opts(const char* text, std::optional<std::string>* id,
+                         std::optional<std::string>* name) {
+    Result<qapi::OptionsTree> parsed = qapi::parse_qemu_opts(text);
+    bool ok = static_cast<bool>(parsed);
+    if (!parsed) {
+        error_report(parsed.error().to_string());
+    } else {
+        for (const auto& [key, value] : *parsed) {
+            if (key == "snapshot.id") {
+                *id = value.text;
+            } else if (key == "snapshot.name") {
+                *name = value.text;
+            } else {
+                error_report("Invalid parameter '" + key + "'");
+                ok = false;
+                break;
+            }
+        }
+    }
+    if (!ok) error_report(std::string("Failed in parsing snapshot param '") + text + "'");
+    return ok;
+}
+
+// bdrv_snapshot_load_tmp's answers. coblock's qcow2 driver cannot serve an
+// internal snapshot's contents yet: a snapshot that exists is refused with
+// that reason; a missing one, or a format without internal snapshots, gets
+// QEMU's own message.
+void load_snapshot_refusal(BlockNode* node, bool by_opts, const std::optional<std::string>& id,
+                           const std::optional<std::string>& name,
+                           const std::optional<std::string>& id_or_name) {
+    const std::string prefix = "Failed to load snapshot: ";
+    if (node->driver().name != "qcow2") {
+        error_report(prefix + "Block format '" + node->driver().name +
+                     "' used by device '' does not support temporarily loading internal "
+                     "snapshots");
+        return;
+    }
+    Result<std::vector<qcow2::SnapshotEntry>> entries = read_qcow2_snapshots(node);
+    if (!entries) {
+        error_report(prefix + entries.error().to_string());
+        return;
+    }
+    const qcow2::SnapshotEntry* found = by_opts ? find_snapshot(*entries, id, name)
+                                                : find_snapshot(*entries, id_or_name, std::nullopt);
+    if (!by_opts && found == nullptr) found = find_snapshot(*entries, std::nullopt, id_or_name);
+    if (found == nullptr) {
+        error_report(prefix + "Can't find snapshot");
+        return;
+    }
+    error_report(prefix + "coblock's qcow2 driver cannot read internal snapshots yet (snapshot '" +
+                 found->name + "', id " + found->id + ")");
+}
+
+// --bitmaps: qemu-img copies persistent dirty bitmaps (qcow2 only). Only a
+// qcow2 source can have them; coblock's qcow2 driver does not carry them,
+// so a source that has some is refused rather than copied without them.
+bool check_source_bitmaps(BlockNode* node) {
+    if (node->driver().name != "qcow2" || node->file() == nullptr) {
+        error_report("Source lacks bitmap support");
+        return false;
+    }
+    std::vector<std::byte> head(512);
+    Status read = run_sync([&] { return co_child_pread(node->file(), 0, head.data(), 512); });
+    Result<qcow2::Header> header =
+        read ? qcow2::decode_header(head) : Result<qcow2::Header>(read.error());
+    if (!header) {
+        error_report("Could not read the source's header: " + header.error().to_string());
+        return false;
+    }
+    if (header->autoclear_features & qcow2::kAutoclearBitmaps) {
+        error_report(
+            "Copying persistent bitmaps is not supported by coblock-img: the source has "
+            "bitmaps (autoclear bit 0 set)");
+        return false;
+    }
+    return true;
 }
 
 int64_t pow2floor(int64_t value) {
@@ -430,6 +579,14 @@ int img_convert(int argc, char** argv) {
     bool target_is_zero = false;
     bool progress = false;
     bool quiet = false;
+    bool copy_range = false;
+    bool explicit_min_sparse = false;
+    bool target_image_opts = false;
+    bool bitmaps = false;
+    // -l: a snapshot name or id, or snapshot.id=/snapshot.name= options.
+    std::optional<std::string> snapshot_id_or_name;
+    bool snapshot_opts = false;
+    std::optional<std::string> snapshot_id, snapshot_name;
     ConvertConfig config;
     int c;
     while ((c = getopt_long(argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:", kLongOptions,
@@ -454,7 +611,10 @@ int img_convert(int argc, char** argv) {
                 backing_format = optarg;
                 break;
             case 'C':
-                break;  // copy offloading: plain copies are what we do
+                // Copy offloading: QEMU falls back to reading and writing
+                // when the copy_range call fails, which is what we do.
+                copy_range = true;
+                break;
             case 'c':
                 config.compressed = true;
                 break;
@@ -468,8 +628,13 @@ int img_convert(int argc, char** argv) {
                 has_options = true;
                 break;
             case 'l':
-                error_report("Snapshots are not supported by coblock-img convert");
-                return 1;
+                if (std::strncmp(optarg, "snapshot.", 9) == 0) {
+                    if (!parse_snapshot_opts(optarg, &snapshot_id, &snapshot_name)) return 1;
+                    snapshot_opts = true;
+                } else {
+                    snapshot_id_or_name = optarg;
+                }
+                break;
             case 'S': {
                 std::optional<int64_t> value = cvtnum("buffer size for sparse output", optarg);
                 if (!value || *value % kSector != 0 || *value / kSector > kMaxBufSectors) {
@@ -481,6 +646,7 @@ int img_convert(int argc, char** argv) {
                     return 1;
                 }
                 config.min_sparse = *value / kSector;
+                explicit_min_sparse = true;
                 break;
             }
             case 'p':
@@ -518,25 +684,51 @@ int img_convert(int argc, char** argv) {
             case 'U':
                 src_spec.flags.force_share = true;
                 break;
-            case 'r':
-                break;  // rate limit: accepted, not applied
+            case 'r': {
+                std::optional<int64_t> rate = cvtnum("rate limit", optarg);
+                if (!rate) return 1;
+                config.rate_limit = *rate;
+                break;
+            }
             case kOptionImageOpts:
                 src_spec.image_opts = true;
                 break;
             case kOptionTargetImageOpts:
-                error_report("--target-image-opts is not supported by coblock-img convert");
-                return 1;
+                target_image_opts = true;
+                break;
             case kOptionTargetIsZero:
                 target_is_zero = true;
                 break;
             case kOptionSalvage:
+                config.salvage = true;
+                break;
             case kOptionBitmaps:
+                bitmaps = true;
+                break;
             case kOptionObject:
                 break;
         }
     }
+    const bool explicit_out_format = !out_format.empty();
+    if (out_format.empty() && !target_image_opts) out_format = "raw";
+    config.quiet = quiet;
     if (quiet) progress = false;
-    if (out_format.empty()) out_format = "raw";
+    if (copy_range && config.compressed) {
+        error_report("Cannot enable copy offloading when -c is used");
+        return 1;
+    }
+    if (copy_range && explicit_min_sparse) {
+        error_report("Cannot enable copy offloading when -S is used");
+        return 1;
+    }
+    if (copy_range && config.salvage) {
+        error_report("Cannot use copy offloading in salvaging mode");
+        return 1;
+    }
+    if (target_image_opts && !skip_create) {
+        error_report("--target-image-opts requires use of -n flag");
+        return 1;
+    }
     if (has_options && qapi::has_help_option(options))
         return print_create_help(optind < argc ? argv[argc - 1] : nullptr, out_format);
 
@@ -580,19 +772,35 @@ int img_convert(int argc, char** argv) {
         parts.push_back(part);
         srcs.push_back(std::move(src));
     }
+    if (bitmaps) {
+        if (sources > 1) {
+            error_report("Copying bitmaps only possible with single source");
+            return 1;
+        }
+        if (!check_source_bitmaps(srcs[0]->root())) return 1;
+    }
+    if (snapshot_opts || snapshot_id_or_name) {
+        if (!snapshot_opts && sources > 1) {
+            error_report("No support for concatenating multiple snapshot");
+            return 1;
+        }
+        load_snapshot_refusal(srcs[0]->root(), snapshot_opts, snapshot_id, snapshot_name,
+                              snapshot_id_or_name);
+        return 1;
+    }
     const uint64_t size = sources == 1 ? static_cast<uint64_t>(parts[0].bytes)
                                        : static_cast<uint64_t>(total_sectors * kSector);
 
-    const BlockDriver* driver = find_block_driver(out_format);
-    if (driver == nullptr) {
+    const BlockDriver* driver = out_format.empty() ? nullptr : find_block_driver(out_format);
+    if (driver == nullptr && !target_image_opts) {
         error_report("Unknown file format '" + out_format + "'");
         return 1;
     }
-    if (!out_backing.empty() && !driver->supports_backing) {
+    if (!out_backing.empty() && driver && !driver->supports_backing) {
         error_report("Backing file not supported for file format '" + out_format + "'");
         return 1;
     }
-    if (!backing_format.empty() && !driver->supports_backing) {
+    if (!backing_format.empty() && driver && !driver->supports_backing) {
         error_report("Backing file format not supported for file format '" + out_format + "'");
         return 1;
     }
@@ -611,7 +819,7 @@ int img_convert(int argc, char** argv) {
                      ": Backing format cannot be used without backing file");
         return 1;
     }
-    if (config.compressed && !format_can_compress(out_format)) {
+    if (config.compressed && driver && !format_can_compress(out_format)) {
         error_report("Compression not supported for this file format");
         return 1;
     }
@@ -632,7 +840,10 @@ int img_convert(int argc, char** argv) {
 
     ImageSpec dst_spec;
     dst_spec.filename = out_filename;
-    dst_spec.format = out_format;
+    // --target-image-opts: the target is an option string; -O with it is
+    // refused by img_open, as qemu-img does.
+    dst_spec.image_opts = target_image_opts;
+    dst_spec.format = target_image_opts && !explicit_out_format ? std::string() : out_format;
     if (!parse_cache_mode(cache, dst_spec.flags)) {
         error_report("Invalid cache option: " + cache);
         return 1;
@@ -643,12 +854,19 @@ int img_convert(int argc, char** argv) {
         error_report("output file is smaller than input file");
         return 1;
     }
+    if (bitmaps && dst->root()->driver().name != "qcow2") {
+        error_report("Format driver '" + dst->root()->driver().name + "' does not support bitmaps");
+        return 1;
+    }
     if (config.compressed && !(dst->root()->supported_write_flags() & kReqWriteCompressed)) {
         error_report("Compression not supported for this file format");
         return 1;
     }
 
     config.target_has_backing = !out_backing.empty();
+    if (config.target_has_backing && dst->root()->backing() != nullptr)
+        config.target_backing_sectors =
+            static_cast<int64_t>(dst->root()->backing()->node()->size()) / kSector;
     config.has_zero_init = skip_create ? target_is_zero : !config.target_has_backing;
     const ImageFacts facts = image_facts(dst->root());
     if (config.compressed) {
