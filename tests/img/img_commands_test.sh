@@ -335,7 +335,9 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     busy-qcow2-info busy-qcow2-check busy-qcow2-map busy-qcow2-info-same info-snap info-snap-json
     info-snap-chain-json convert-comp-bytes convert-comp-zstd convert-comp-zstd-bytes
     convert-comp-zstd-check convert-l-missing convert-l-missing-opts convert-l-raw
-    convert-l-bad-param convert-l-concat convert-C convert-C-bytes convert-C-c convert-C-S
+    convert-l-bad-param convert-l-concat convert-l-raw-out convert-l-raw-bytes convert-l-qcow2
+    convert-l-qcow2-bytes convert-l-comp convert-l-comp-bytes convert-l-id convert-l-id-bytes
+    convert-l-ext-l2 convert-l-ext-l2-bytes convert-l-bad-l1 convert-C convert-C-bytes convert-C-c convert-C-S
     convert-C-salvage convert-r convert-r-bytes convert-r-bad convert-r-negative
     convert-bitmaps-raw-target convert-bitmaps-qcow2 convert-bitmaps-raw-source
     convert-bitmaps-concat convert-tio-no-n convert-tio-O convert-tio convert-tio-bytes
@@ -373,6 +375,23 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     "$QEMU_IMG" snapshot -c first snap.qcow2
     "$QEMU_IO" -c 'write -P 2 0 512k' snap.qcow2 >/dev/null
     "$QEMU_IMG" snapshot -c 'second one' snap.qcow2
+    # snapback.qcow2: a snapshot over compressed, zero and backing clusters
+    # (and an extended-L2 twin), changed after the snapshot was taken.
+    "$QEMU_IMG" create -q -f qcow2 sbase.qcow2 8M
+    "$QEMU_IO" -c 'write -P 0x33 0 8M' sbase.qcow2 >/dev/null
+    "$QEMU_IMG" create -q -f raw sn.raw 8M
+    "$QEMU_IO" -f raw -c 'write -P 1 0 2M' -c 'write -P 4 3M 100k' sn.raw >/dev/null
+    for ext in off on; do
+        "$QEMU_IMG" convert -c -O qcow2 -o extended_l2=$ext -B sbase.qcow2 -F qcow2 sn.raw snap-$ext.qcow2
+        "$QEMU_IO" -c 'write -z 1M 64k' -c 'write -P 9 5M 4k' -c 'write -z 6M 32k' snap-$ext.qcow2 >/dev/null
+        "$QEMU_IMG" snapshot -c s1 snap-$ext.qcow2
+        "$QEMU_IO" -c 'write -P 7 0 4M' -c 'discard 5M 1M' snap-$ext.qcow2 >/dev/null
+    done
+    # badsnap.qcow2: the snapshot's first L1 entry points at an unaligned L2.
+    cp snap-off.qcow2 badsnap.qcow2
+    so=$(od -An -tu8 --endian=big -j64 -N8 badsnap.qcow2 | tr -d ' ')
+    l1=$(od -An -tu8 --endian=big -j"$so" -N8 badsnap.qcow2 | tr -d ' ')
+    printf '\x80\x00\x00\x00\x00\x01\x02\x00' | dd of=badsnap.qcow2 bs=1 seek="$l1" conv=notrunc status=none
     # short.qcow2: a backing file shorter than the images converted over it.
     "$QEMU_IMG" create -q -f qcow2 short.qcow2 1M
     "$QEMU_IO" -c 'write -P 7 0 1M' short.qcow2 >/dev/null
@@ -448,8 +467,24 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     if cmp -s "$WORK/q/z.qcow2" "$WORK/c/z.qcow2"; then pass convert-comp-zstd-bytes; else
         fail convert-comp-zstd-bytes "zstd compressed qcow2 differs from qemu-img's"; fi
     sibling convert-comp-zstd-check check z.qcow2
-    # -l: coblock's qcow2 driver cannot read snapshots yet; everything
-    # qemu-img refuses is refused with its messages.
+    # -l: the snapshot's contents (byte-identical outputs), and qemu-img's
+    # refusals with its messages.
+    sibling convert-l-raw-out convert -l first -O raw snap.qcow2 ol.raw
+    if cmp -s "$WORK/q/ol.raw" "$WORK/c/ol.raw"; then pass convert-l-raw-bytes; else
+        fail convert-l-raw-bytes "-l first output differs"; fi
+    sibling convert-l-qcow2 convert -l snapshot.name=s1 -O qcow2 snap-off.qcow2 ol.qcow2
+    if cmp -s "$WORK/q/ol.qcow2" "$WORK/c/ol.qcow2"; then pass convert-l-qcow2-bytes; else
+        fail convert-l-qcow2-bytes "-l s1 qcow2 output differs"; fi
+    sibling convert-l-comp convert -l s1 -c -O qcow2 snap-off.qcow2 olc.qcow2
+    if cmp -s "$WORK/q/olc.qcow2" "$WORK/c/olc.qcow2"; then pass convert-l-comp-bytes; else
+        fail convert-l-comp-bytes "-l s1 -c output differs"; fi
+    sibling convert-l-id convert -l snapshot.id=1 -O raw snap-off.qcow2 oli.raw
+    if cmp -s "$WORK/q/oli.raw" "$WORK/c/oli.raw"; then pass convert-l-id-bytes; else
+        fail convert-l-id-bytes "-l snapshot.id=1 output differs"; fi
+    sibling convert-l-ext-l2 convert -l s1 -O raw snap-on.qcow2 ole.raw
+    if cmp -s "$WORK/q/ole.raw" "$WORK/c/ole.raw"; then pass convert-l-ext-l2-bytes; else
+        fail convert-l-ext-l2-bytes "-l s1 extended L2 output differs"; fi
+    sibling convert-l-bad-l1 convert -l s1 -O raw badsnap.qcow2 olb.raw
     sibling convert-l-missing convert -l nosuch -O raw snap.qcow2 ol.raw
     sibling convert-l-missing-opts convert -l snapshot.id=1,snapshot.name=nosuch -O raw snap.qcow2 ol.raw
     sibling convert-l-raw convert -l first -O raw disk.img ol.raw

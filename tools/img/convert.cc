@@ -28,6 +28,7 @@
 #include "qapi/keyval.h"
 #include "tools/img/commands.h"
 #include "tools/img/options.h"
+#include "tools/img/qcow2_snapshot_reader.h"
 #include "tools/img/qcow2_snapshots.h"
 
 namespace coblock::img {
@@ -134,6 +135,8 @@ bool is_allocated_sectors_min(const std::byte* buf, int64_t n, int64_t* pnum, in
 struct SourcePart {
     BlockBackend* blk = nullptr;
     BlockNode* base = nullptr;  // block status stops here (-B)
+    // -l: reads and block status come from this snapshot instead.
+    Qcow2SnapshotReader* snapshot = nullptr;
     int64_t start_sector = 0;
     int64_t sectors = 0;
     int64_t bytes = 0;
@@ -229,11 +232,11 @@ class Converter {
                 static_cast<uint64_t>((sector_num - part.start_sector) * kSector);
             Result<BlockStatus> status = make_error(ErrorKind::kIo, "no block status");
             for (;;) {
-                status = co_block_status_above(
-                    part.blk->root(), part.base, offset,
-                    static_cast<uint64_t>(
-                        std::min(n * kSector, part.bytes - static_cast<int64_t>(offset))),
-                    true);
+                const uint64_t len = static_cast<uint64_t>(
+                    std::min(n * kSector, part.bytes - static_cast<int64_t>(offset)));
+                status = part.snapshot ? part.snapshot->co_block_status(offset, len)
+                                       : co_block_status_above(part.blk->root(), part.base, offset,
+                                                               len, true);
                 if (status && status->bytes != 0) break;
                 const int err = status ? EIO : status.error().as_errno();
                 if (!config_.salvage) {
@@ -280,16 +283,21 @@ class Converter {
 
     // convert_co_read: with --salvage a failed read is retried sector by
     // sector, and sectors that still fail read as zeros (with a warning).
-    Status read_source(const SourcePart& part, int64_t offset, int64_t bytes, std::byte* buf) {
+    static Status read_part(const SourcePart& part, int64_t offset, int64_t bytes, std::byte* buf) {
+        if (part.snapshot)
+            return part.snapshot->co_read(static_cast<uint64_t>(offset),
+                                          static_cast<uint64_t>(bytes), buf);
         IoVector qiov(buf, static_cast<size_t>(bytes));
-        Status read =
-            part.blk->co_preadv(static_cast<uint64_t>(offset), static_cast<uint64_t>(bytes), qiov);
+        return part.blk->co_preadv(static_cast<uint64_t>(offset), static_cast<uint64_t>(bytes),
+                                   qiov);
+    }
+
+    Status read_source(const SourcePart& part, int64_t offset, int64_t bytes, std::byte* buf) {
+        Status read = read_part(part, offset, bytes, buf);
         if (read || !config_.salvage) return read;
         for (int64_t pos = 0; pos < bytes; pos += kSector) {
             const int64_t n = std::min(kSector, bytes - pos);
-            IoVector sector(buf + pos, static_cast<size_t>(n));
-            Status one = part.blk->co_preadv(static_cast<uint64_t>(offset + pos),
-                                             static_cast<uint64_t>(n), sector);
+            Status one = read_part(part, offset + pos, n, buf + pos);
             if (!one) {
                 if (!config_.quiet)
                     warn_report("error while reading offset " + std::to_string(offset + pos) +
@@ -491,34 +499,38 @@ bool parse_snapshot_opts(const char* text, std::optional<std::string>* id,
     return ok;
 }
 
-// bdrv_snapshot_load_tmp's answers. coblock's qcow2 driver cannot serve an
-// internal snapshot's contents yet: a snapshot that exists is refused with
-// that reason; a missing one, or a format without internal snapshots, gets
-// QEMU's own message.
-void load_snapshot_refusal(BlockNode* node, bool by_opts, const std::optional<std::string>& id,
-                           const std::optional<std::string>& name,
-                           const std::optional<std::string>& id_or_name) {
+// bdrv_snapshot_load_tmp(_by_id_or_name): QEMU's messages for a format
+// without internal snapshots and for a snapshot that is not there; for
+// qcow2 a read-only view of the snapshot (nullptr after printing an error).
+std::unique_ptr<Qcow2SnapshotReader> load_snapshot(BlockNode* node, bool by_opts,
+                                                   const std::optional<std::string>& id,
+                                                   const std::optional<std::string>& name,
+                                                   const std::optional<std::string>& id_or_name) {
     const std::string prefix = "Failed to load snapshot: ";
     if (node->driver().name != "qcow2") {
         error_report(prefix + "Block format '" + node->driver().name +
                      "' used by device '' does not support temporarily loading internal "
                      "snapshots");
-        return;
+        return nullptr;
     }
     Result<std::vector<qcow2::SnapshotEntry>> entries = read_qcow2_snapshots(node);
     if (!entries) {
         error_report(prefix + entries.error().to_string());
-        return;
+        return nullptr;
     }
     const qcow2::SnapshotEntry* found = by_opts ? find_snapshot(*entries, id, name)
                                                 : find_snapshot(*entries, id_or_name, std::nullopt);
     if (!by_opts && found == nullptr) found = find_snapshot(*entries, std::nullopt, id_or_name);
     if (found == nullptr) {
         error_report(prefix + "Can't find snapshot");
-        return;
+        return nullptr;
     }
-    error_report(prefix + "coblock's qcow2 driver cannot read internal snapshots yet (snapshot '" +
-                 found->name + "', id " + found->id + ")");
+    Result<std::unique_ptr<Qcow2SnapshotReader>> reader = Qcow2SnapshotReader::open(node, *found);
+    if (!reader) {
+        error_report(prefix + reader.error().to_string());
+        return nullptr;
+    }
+    return std::move(*reader);
 }
 
 // --bitmaps: qemu-img copies persistent dirty bitmaps (qcow2 only). Only a
@@ -757,6 +769,7 @@ int img_convert(int argc, char** argv) {
 
     // Several sources are concatenated, each starting on a sector boundary.
     std::vector<std::unique_ptr<BlockBackend>> srcs;
+    std::unique_ptr<Qcow2SnapshotReader> snapshot;
     std::vector<SourcePart> parts;
     int64_t total_sectors = 0;
     for (int i = 0; i < sources; ++i) {
@@ -784,9 +797,10 @@ int img_convert(int argc, char** argv) {
             error_report("No support for concatenating multiple snapshot");
             return 1;
         }
-        load_snapshot_refusal(srcs[0]->root(), snapshot_opts, snapshot_id, snapshot_name,
-                              snapshot_id_or_name);
-        return 1;
+        snapshot = load_snapshot(srcs[0]->root(), snapshot_opts, snapshot_id, snapshot_name,
+                                 snapshot_id_or_name);
+        if (!snapshot) return 1;
+        parts[0].snapshot = snapshot.get();
     }
     const uint64_t size = sources == 1 ? static_cast<uint64_t>(parts[0].bytes)
                                        : static_cast<uint64_t>(total_sectors * kSector);
