@@ -34,6 +34,7 @@ declare -A KNOWN=(
     [map-vhdx-json]="vhdx driver: reports host offsets in block status; QEMU 7.2's vhdx does not"
     [map-vhdx-fixed-json]="vhdx driver: reports fixed-image blocks as zero; QEMU 7.2 says data"
     [resize-vhdx]="vhdx driver: supports resize; QEMU 7.2's vhdx has no truncate"
+    [check-io-error]="qcow2 driver: check reads L2 tables without the l2_load debug event, so blkdebug cannot fail them (QEMU: 'Check failed: Input/output error', exit 1)"
 )
 
 # shellcheck source=tests/img/tap_lib.sh
@@ -342,7 +343,8 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     convert-bitmaps-raw-target convert-bitmaps-qcow2 convert-bitmaps-raw-source
     convert-bitmaps-concat convert-tio-no-n convert-tio-O convert-tio convert-tio-bytes
     convert-tio-bad-option convert-salvage convert-salvage-bytes convert-no-salvage
-    convert-B-short convert-B-short-map convert-B-short-compare)
+    convert-B-short convert-B-short-map convert-B-short-compare check-open-fails check-io-error
+    check-exit-codes)
 if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f qcow2 base.qcow2 64M
@@ -529,6 +531,18 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     same check-leak-json check --output=json leak.qcow2
     same check-corrupt check corrupt.qcow2
     same check-corrupt-json check --output=json corrupt.qcow2
+    # Exit 1: the check could not be done (open failure, I/O error in check).
+    same check-open-fails check nosuch.qcow2
+    same check-io-error check --image-opts "driver=qcow2,file.driver=blkdebug,file.image.filename=base.qcow2,file.inject-error.0.event=l2_load,file.inject-error.0.errno=5"
+    # qemu-img's exit codes, from our tool alone: 0 clean, 1 not completed,
+    # 2 corruptions, 3 leaks only, 63 no check for the format.
+    codes=""
+    for image in base.qcow2 nosuch.qcow2 corrupt.qcow2 leak.qcow2 disk.img; do
+        (cd "$WORK/img" && "$OURS" check "$image" >/dev/null 2>&1)
+        codes+="$? "
+    done
+    if [[ "$codes" == "0 1 2 3 63 " ]]; then pass check-exit-codes; else
+        fail check-exit-codes "exit codes $codes, expected 0 1 2 3 63"; fi
     run "$WORK/q" "$QEMU_IMG" info --output=json "$WORK/img/base.qcow2"
     cp "$WORK/q/out" "$WORK/base-info.json"
     hold_image base.qcow2
