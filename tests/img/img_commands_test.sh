@@ -344,7 +344,7 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     convert-bitmaps-concat convert-tio-no-n convert-tio-O convert-tio convert-tio-bytes
     convert-tio-bad-option convert-salvage convert-salvage-bytes convert-no-salvage
     convert-B-short convert-B-short-map convert-B-short-compare check-open-fails check-io-error
-    check-exit-codes)
+    check-exit-codes info-bitmaps info-bitmaps-json info-bitmaps-broken)
 if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f qcow2 base.qcow2 64M
@@ -394,6 +394,28 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     so=$(od -An -tu8 --endian=big -j64 -N8 badsnap.qcow2 | tr -d ' ')
     l1=$(od -An -tu8 --endian=big -j"$so" -N8 badsnap.qcow2 | tr -d ' ')
     printf '\x80\x00\x00\x00\x00\x01\x02\x00' | dd of=badsnap.qcow2 bs=1 seek="$l1" conv=notrunc status=none
+    # bm.qcow2: persistent bitmaps (one disabled: empty flags) and a snapshot;
+    # bmbad.qcow2: its first directory entry claims a 60000-byte name.
+    "$QEMU_IMG" create -q -f qcow2 bm.qcow2 16M
+    "$QEMU_IMG" bitmap --add bm.qcow2 bm0
+    "$QEMU_IMG" bitmap --add -g 128k bm.qcow2 bm1
+    "$QEMU_IMG" bitmap --disable bm.qcow2 bm1
+    "$QEMU_IMG" snapshot -c first bm.qcow2
+    cp bm.qcow2 bmbad.qcow2
+    python3 - <<'PY'
+import struct
+with open("bmbad.qcow2", "r+b") as f:
+    d = f.read(65536)
+    pos = struct.unpack(">I", d[100:104])[0]
+    while True:
+        kind, length = struct.unpack(">II", d[pos:pos + 8])
+        if kind in (0, 0x23852875):
+            break
+        pos += 8 + ((length + 7) & ~7)
+    directory = struct.unpack(">Q", d[pos + 24:pos + 32])[0]
+    f.seek(directory + 18)
+    f.write(struct.pack(">H", 60000))
+PY
     # short.qcow2: a backing file shorter than the images converted over it.
     "$QEMU_IMG" create -q -f qcow2 short.qcow2 1M
     "$QEMU_IO" -c 'write -P 7 0 1M' short.qcow2 >/dev/null
@@ -432,6 +454,17 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     same map-subdir map --output=json sub/o.qcow2
     same compare-f-raw compare -f raw -F raw base.qcow2 base.raw
     same info-snap info snap.qcow2
+    same info-bitmaps info bm.qcow2
+    same info-bitmaps-json info --output=json bm.qcow2
+    # qemu-img refuses to open a broken directory; coblock-img prints the
+    # rest with a warning naming the entry and the value.
+    run "$WORK/img" "$OURS" info bmbad.qcow2
+    if [[ "$(cat "$WORK/img/rc")" == 0 ]] &&
+        grep -q "bitmap directory entry 0 has a name of 60000 bytes" "$WORK/img/err"; then
+        pass info-bitmaps-broken
+    else
+        fail info-bitmaps-broken "$(cat "$WORK/img/rc" "$WORK/img/err")"
+    fi
     same info-snap-json info --output=json snap.qcow2
     same info-snap-chain-json info --backing-chain --output=json snap.qcow2
     fresh_siblings

@@ -64,6 +64,13 @@ nlohmann::ordered_json query_image_info(BlockNode* node, const std::string& file
             wrapped["data"] = std::move(specific);
             specific = std::move(wrapped);
         }
+        // The driver's data lacks persistent bitmaps; qemu-img lists them
+        // for a v3 image that has them.
+        Result<nlohmann::ordered_json> bitmaps = read_qcow2_bitmaps_info(node);
+        if (!bitmaps)
+            warn_report("could not read the bitmap directory: " + bitmaps.error().to_string());
+        else if (!bitmaps->is_null() && specific["data"].is_object())
+            specific["data"]["bitmaps"] = std::move(*bitmaps);
         info["format-specific"] = std::move(specific);
     }
     return qapi::qdict_ordered(info);

@@ -9,7 +9,10 @@
 
 #include "block/io.h"
 #include "coroutine/run_sync.h"
+#include "formats/qcow2/bitmap_directory.h"
+#include "formats/qcow2/constants.h"
 #include "formats/qcow2/header.h"
+#include "formats/qcow2/image_header.h"
 #include "tools/img/options.h"
 
 namespace coblock::img {
@@ -45,6 +48,38 @@ Result<std::vector<qcow2::SnapshotEntry>> read_qcow2_snapshots(BlockNode* node) 
         table.resize(std::max<uint64_t>(scan.bytes, table.size() * 2));
     }
     return qcow2::parse_snapshot_table(table, header.nb_snapshots);
+}
+
+Result<nlohmann::ordered_json> read_qcow2_bitmaps_info(BlockNode* node) {
+    if (node->driver().name != "qcow2" || node->file() == nullptr) return nlohmann::ordered_json();
+    BdrvChild* file = node->file();
+    std::vector<std::byte> head(512);
+    TRY(read_bytes(file, 0, head));
+    ASSIGN_OR_RETURN(qcow2::Header header, qcow2::decode_header(head));
+    if (!(header.autoclear_features & qcow2::kAutoclearBitmaps)) return nlohmann::ordered_json();
+    std::vector<std::byte> cluster0(uint64_t{1} << header.cluster_bits);
+    TRY(read_bytes(file, 0, cluster0));
+    ASSIGN_OR_RETURN(qcow2::ImageHeader image, qcow2::parse_image_header(cluster0));
+    if (!image.extensions.bitmaps || image.extensions.bitmaps->nb_bitmaps == 0)
+        return nlohmann::ordered_json();
+    const qcow2::BitmapsExtension& ext = *image.extensions.bitmaps;
+    // parse_image_header bounded the directory (64 MiB - 1 KiB).
+    std::vector<std::byte> directory(ext.bitmap_directory_size);
+    TRY(read_bytes(file, ext.bitmap_directory_offset, directory));
+    ASSIGN_OR_RETURN(std::vector<qcow2::BitmapDirectoryEntry> entries,
+                     qcow2::parse_bitmap_directory(directory, ext.nb_bitmaps));
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    for (const qcow2::BitmapDirectoryEntry& entry : entries) {
+        nlohmann::ordered_json info = nlohmann::ordered_json::object();
+        info["name"] = entry.name;
+        info["granularity"] = uint64_t{1} << (entry.granularity_bits & 63);
+        nlohmann::ordered_json flags = nlohmann::ordered_json::array();
+        if (entry.flags & qcow2::kBitmapFlagInUse) flags.push_back("in-use");
+        if (entry.flags & qcow2::kBitmapFlagAuto) flags.push_back("auto");
+        info["flags"] = std::move(flags);
+        list.push_back(std::move(info));
+    }
+    return list;
 }
 
 nlohmann::ordered_json snapshot_info_json(const qcow2::SnapshotEntry& entry) {

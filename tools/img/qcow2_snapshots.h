@@ -1,4 +1,5 @@
-// The internal snapshots of a qcow2 image as qemu-img shows them: `info`'s
+// The internal snapshots and persistent bitmaps of a qcow2 image as
+// qemu-img shows them: `info`'s
 // "Snapshot list:" table and its JSON "snapshots" (SnapshotInfo), and the
 // lookup `convert -l` does. Read from the image file with the pure parsers
 // of formats/qcow2 (the driver keeps its table private).
@@ -19,6 +20,12 @@ namespace coblock::img {
 // The snapshot table of `node` when it is a qcow2 node (empty for other
 // formats and for images without snapshots). Errors name the structure.
 Result<std::vector<qcow2::SnapshotEntry>> read_qcow2_snapshots(BlockNode* node);
+
+// The "bitmaps" member of qemu-img's qcow2 format-specific data
+// (Qcow2BitmapInfo list: name, granularity, flags "in-use"/"auto"), or
+// null when the image has no valid bitmaps extension (autoclear bit 0
+// clear), as qcow2_get_bitmap_info_list.
+Result<nlohmann::ordered_json> read_qcow2_bitmaps_info(BlockNode* node);
 
 // SnapshotInfo in the QAPI schema's member order (pass the enclosing
 // ImageInfo through qdict_ordered for QEMU's output order).
