@@ -35,9 +35,7 @@ namespace coblock::img {
 namespace {
 
 enum : int {
-    kOptionImageOpts = 256,
-    kOptionObject,
-    kOptionTargetImageOpts,
+    kOptionTargetImageOpts = kOptionFirstOwn,
     kOptionTargetIsZero,
     kOptionSalvage,
     kOptionBitmaps,
@@ -603,16 +601,8 @@ int img_convert(int argc, char** argv) {
     int c;
     while ((c = getopt_long(argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:", kLongOptions,
                             nullptr)) != -1) {
+        if (handle_shared_option(c, argv, &src_spec)) continue;
         switch (c) {
-            case ':':
-                missing_argument(argv[optind - 1]);
-            case '?':
-                unrecognized_option(argv[optind - 1]);
-            case 'h':
-                print_help_and_exit();
-            case 'f':
-                src_spec.format = optarg;
-                break;
             case 'O':
                 out_format = optarg;
                 break;
@@ -693,18 +683,12 @@ int img_convert(int argc, char** argv) {
             case 'W':
                 config.in_order = false;
                 break;
-            case 'U':
-                src_spec.flags.force_share = true;
-                break;
             case 'r': {
                 std::optional<int64_t> rate = cvtnum("rate limit", optarg);
                 if (!rate) return 1;
                 config.rate_limit = *rate;
                 break;
             }
-            case kOptionImageOpts:
-                src_spec.image_opts = true;
-                break;
             case kOptionTargetImageOpts:
                 target_image_opts = true;
                 break;
@@ -716,8 +700,6 @@ int img_convert(int argc, char** argv) {
                 break;
             case kOptionBitmaps:
                 bitmaps = true;
-                break;
-            case kOptionObject:
                 break;
         }
     }

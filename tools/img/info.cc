@@ -20,7 +20,7 @@
 namespace coblock::img {
 namespace {
 
-enum : int { kOptionOutput = 256, kOptionBackingChain, kOptionImageOpts, kOptionObject };
+enum : int { kOptionBackingChain = kOptionFirstOwn };
 
 // bdrv_query_image_info: the ImageInfo members in the QAPI schema's order
 // (QEMU's visitor inserts them so); qdict_ordered gives the output order.
@@ -174,30 +174,14 @@ int img_info(int argc, char** argv) {
     bool chain = false;
     int c;
     while ((c = getopt_long(argc, argv, ":f:hU", kLongOptions, nullptr)) != -1) {
+        if (handle_shared_option(c, argv, &spec)) continue;
         switch (c) {
-            case ':':
-                missing_argument(argv[optind - 1]);
-            case '?':
-                unrecognized_option(argv[optind - 1]);
-            case 'h':
-                print_help_and_exit();
-            case 'f':
-                spec.format = optarg;
-                break;
-            case 'U':
-                spec.flags.force_share = true;
-                break;
             case kOptionOutput:
                 if (!parse_output_format(optarg, &json)) return 1;
                 break;
             case kOptionBackingChain:
                 chain = true;
                 break;
-            case kOptionImageOpts:
-                spec.image_opts = true;
-                break;
-            case kOptionObject:
-                break;  // no secret objects in coblock: accepted and ignored
         }
     }
     if (optind != argc - 1) error_exit("Expecting one image file name");
