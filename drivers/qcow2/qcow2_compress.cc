@@ -148,16 +148,38 @@ Result<std::optional<std::vector<std::byte>>> co_compress_cluster(uint8_t type,
 // the lock check that the cluster is unallocated and take bytes for the
 // data; write them without the lock; link the L2 entry last, so a crash
 // before it leaves a leak, never an entry pointing at missing data.
+//
+// Compressed writes allocate in the order they arrived, whatever order their
+// compression ends in: a writer issuing clusters in guest order (qemu-img
+// convert -c) gets QEMU's layout while the clusters compress in parallel.
 Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qiov) {
     const uint64_t cs = geom_.cluster_size();
     if (bytes == 0) return extend_file_to_sector();
     if (!geom_.is_cluster_aligned(offset) || (bytes != cs && offset + bytes != size()) ||
         bytes > cs)
         return invalid_argument("qcow2: compressed writes must cover whole clusters");
+    const uint64_t ticket = compressed_ticket_next_++;
     std::vector<std::byte> buf(cs);
     qiov.copy_to(0, buf.data(), bytes);
-    ASSIGN_OR_RETURN(std::optional<std::vector<std::byte>> packed,
-                     co_compress_cluster(image_.header.compression_type, buf.data(), cs, cs - 1));
+    Result<std::optional<std::vector<std::byte>>> compressed =
+        co_compress_cluster(image_.header.compression_type, buf.data(), cs, cs - 1);
+    // Our turn to allocate; it passes on once our bytes are taken, or on
+    // any early return.
+    while (compressed_turn_ != ticket)
+        compressed_turn_waiters_.co_wait();
+    struct Turn {
+        Qcow2Node* node;
+        explicit Turn(Qcow2Node* n) : node(n) {}
+        Turn(const Turn&) = delete;
+        Turn& operator=(const Turn&) = delete;
+        ~Turn() {
+            ++node->compressed_turn_;
+            node->compressed_turn_waiters_.wake_all();
+        }
+    };
+    std::optional<Turn> turn(std::in_place, this);
+    if (!compressed) return compressed.error();
+    std::optional<std::vector<std::byte>>& packed = *compressed;
     if (!packed) {
         // Does not compress: an ordinary allocating write of the cluster.
         IoVector whole(buf.data(), bytes);
@@ -180,6 +202,7 @@ Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qi
                          std::nullopt};
         ASSIGN_OR_RETURN(host, alloc_compressed_bytes(len));
     }
+    turn.reset();
     Status st = check_overlap(0, host, len);
     if (st.ok()) {
         ::coblock::co_debug_event(file_, BlkdebugEvent::kWriteCompressed);

@@ -270,6 +270,11 @@ class Qcow2Node final : public BlockNode {
     // the refcount its host cluster had when we left it.
     uint64_t free_byte_offset_ = 0;
     uint64_t free_byte_refcount_ = 0;
+    // Compressed writes take a ticket on arrival and allocate in ticket order
+    // (see write_compressed).
+    uint64_t compressed_ticket_next_ = 0;
+    uint64_t compressed_turn_ = 0;
+    CoQueue compressed_turn_waiters_;
     std::vector<std::pair<uint64_t, uint64_t>> pending_discards_;
     CoMutex lock_;
     AllocRanges alloc_ranges_;

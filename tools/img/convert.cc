@@ -63,6 +63,8 @@ struct ConvertConfig {
     bool salvage = false;    // --salvage: unreadable sectors become zeros
     bool quiet = false;      // -q: no salvage warnings
     int64_t rate_limit = 0;  // -r: target write bytes per second, 0 = none
+    // -c to qcow2: writes are ordered by arrival in the driver (see co_worker).
+    bool compressed_starts_in_order = false;
 };
 
 bool sector_is_zero(const std::byte* p, int64_t bytes) {
@@ -427,6 +429,14 @@ class Converter {
                 while (written_up_to_ != sector_num && ret_ == kInProgress)
                     write_order_.co_wait();
             }
+            // qcow2 allocates compressed clusters in the order their writes
+            // arrive and compresses them in parallel: a compressed write only
+            // has to start in order, so the next chunk's may start at once.
+            const bool ordered_at_start = config_.in_order && config_.compressed_starts_in_order;
+            if (ordered_at_start) {
+                written_up_to_ = sector_num + n;
+                write_order_.wake_all();
+            }
             if (ret_ == kInProgress) {
                 Status written = write(sector_num, n, buf.data(), status);
                 if (!written) {
@@ -436,7 +446,7 @@ class Converter {
                     if (ret_ == kInProgress) ret_ = -written.error().as_errno();
                 }
             }
-            if (config_.in_order) {
+            if (config_.in_order && !ordered_at_start) {
                 written_up_to_ = sector_num + n;
                 write_order_.wake_all();
             }
@@ -871,6 +881,7 @@ int img_convert(int argc, char** argv) {
             return 1;
         }
         config.cluster_sectors = facts.cluster_size / kSector;
+        config.compressed_starts_in_order = dst->root()->driver().name == "qcow2";
     }
     config.alignment = std::max<int64_t>(
         {pow2floor(std::max<int64_t>(config.min_sparse, 1)),
