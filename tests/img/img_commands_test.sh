@@ -344,7 +344,7 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     convert-bitmaps-concat convert-tio-no-n convert-tio-O convert-tio convert-tio-bytes
     convert-tio-bad-option convert-salvage convert-salvage-bytes convert-no-salvage
     convert-B-short convert-B-short-map convert-B-short-compare check-open-fails check-io-error
-    check-exit-codes info-bitmaps info-bitmaps-json info-bitmaps-broken)
+    check-exit-codes convert-c-W convert-c-W-check convert-c-W-compare info-bitmaps info-bitmaps-json info-bitmaps-broken)
 if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f qcow2 base.qcow2 64M
@@ -502,6 +502,17 @@ PY
     if cmp -s "$WORK/q/z.qcow2" "$WORK/c/z.qcow2"; then pass convert-comp-zstd-bytes; else
         fail convert-comp-zstd-bytes "zstd compressed qcow2 differs from qemu-img's"; fi
     sibling convert-comp-zstd-check check z.qcow2
+    # -W -c: 16 clusters compress and allocate in any order; the image must
+    # still be consistent and equal to the source.
+    run "$WORK/c" "$OURS" convert -W -m 16 -c -O qcow2 disk.img cw.qcow2
+    if [[ "$(cat "$WORK/c/rc")" == 0 ]]; then pass convert-c-W; else
+        fail convert-c-W "$(cat "$WORK/c/err")"; fi
+    run "$WORK/q" "$QEMU_IMG" check "$WORK/c/cw.qcow2"
+    if [[ "$(cat "$WORK/q/rc")" == 0 ]]; then pass convert-c-W-check; else
+        fail convert-c-W-check "$(cat "$WORK/q/out" "$WORK/q/err")"; fi
+    run "$WORK/q" "$QEMU_IMG" compare "$WORK/c/disk.img" "$WORK/c/cw.qcow2"
+    if [[ "$(cat "$WORK/q/rc")" == 0 ]]; then pass convert-c-W-compare; else
+        fail convert-c-W-compare "$(cat "$WORK/q/out" "$WORK/q/err")"; fi
     # -l: the snapshot's contents (byte-identical outputs), and qemu-img's
     # refusals with its messages.
     sibling convert-l-raw-out convert -l first -O raw snap.qcow2 ol.raw
