@@ -323,7 +323,8 @@ fmt_cases() {
 QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 map-qcow2-json
     info-overlay info-overlay-json info-overlay-chain info-overlay-chain-json check-overlay
     check-overlay-json map-overlay map-overlay-json map-overlay-range compare-qcow2-raw
-    compare-qcow2-raw-strict compare-qcow2-overlay info-comp check-comp check-comp-json
+    compare-qcow2-raw-strict compare-qcow2-overlay info-comp info-comp-human check-comp
+    check-comp-json
     map-comp-json map-comp resize-qcow2-grow resize-qcow2-shrink-refused resize-qcow2-shrink
     resize-qcow2-unaligned convert-raw-qcow2 convert-raw-qcow2-check convert-compressed
     convert-compressed-check convert-compressed-compare info-subdir info-subdir-json
@@ -442,6 +443,7 @@ PY
     same compare-qcow2-raw-strict compare -s base.qcow2 base.raw
     same compare-qcow2-overlay compare -p base.qcow2 overlay.qcow2
     same info-comp info --output=json comp.qcow2
+    same info-comp-human info comp.qcow2
     same check-comp check comp.qcow2
     same check-comp-json check --output=json comp.qcow2
     same map-comp-json map --output=json comp.qcow2
@@ -621,7 +623,7 @@ if fmt_cases qcow "${QCOW_CASES[@]}"; then
 fi
 
 VHDX_CASES=(info-vhdx info-vhdx-json check-vhdx check-vhdx-json map-vhdx map-vhdx-json
-    info-vhdx-fixed map-vhdx-fixed-json resize-vhdx)
+    info-vhdx-fixed info-vhdx-fixed-json map-vhdx-fixed-json resize-vhdx)
 if fmt_cases vhdx "${VHDX_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f vhdx disk.vhdx 64M
@@ -635,6 +637,7 @@ if fmt_cases vhdx "${VHDX_CASES[@]}"; then
     same map-vhdx map disk.vhdx
     same map-vhdx-json map --output=json disk.vhdx
     same info-vhdx-fixed info vfix.vhdx
+    same info-vhdx-fixed-json info --output=json vfix.vhdx
     same map-vhdx-fixed-json map --output=json vfix.vhdx
     fresh_siblings
     sibling resize-vhdx resize disk.vhdx 128M
