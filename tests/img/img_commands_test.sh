@@ -345,7 +345,7 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     convert-bitmaps-concat convert-tio-no-n convert-tio-O convert-tio convert-tio-bytes
     convert-tio-bad-option convert-salvage convert-salvage-bytes convert-no-salvage
     convert-B-short convert-B-short-map convert-B-short-compare check-open-fails check-io-error
-    check-exit-codes convert-c-W convert-c-W-check convert-c-W-compare info-bitmaps info-bitmaps-json info-bitmaps-broken)
+    check-exit-codes convert-json convert-json-bad convert-c-W convert-c-W-check convert-c-W-compare info-bitmaps info-bitmaps-json info-bitmaps-broken)
 if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f qcow2 base.qcow2 64M
@@ -504,6 +504,16 @@ PY
     if cmp -s "$WORK/q/z.qcow2" "$WORK/c/z.qcow2"; then pass convert-comp-zstd-bytes; else
         fail convert-comp-zstd-bytes "zstd compressed qcow2 differs from qemu-img's"; fi
     sibling convert-comp-zstd-check check z.qcow2
+    # coblock extension: convert --output=json summarises the copy (disk.img
+    # has 64k + 4k + 1M of data in 16M).
+    run "$WORK/c" "$OURS" convert --output=json -O qcow2 disk.img cj.qcow2
+    summary=$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["format"], d["virtual-size"], d["data-bytes"], d["zero-bytes"], d["backing-bytes"], d["compressed"])' <"$WORK/c/out" 2>&1)
+    if [[ "$summary" == "qcow2 16777216 1118208 15659008 0 False" ]]; then pass convert-json; else
+        fail convert-json "$summary"; fi
+    run "$WORK/c" "$OURS" convert --output=yaml -O qcow2 disk.img cj2.qcow2
+    if [[ "$(cat "$WORK/c/rc")" == 1 ]] && grep -q "human or json" "$WORK/c/err"; then
+        pass convert-json-bad
+    else fail convert-json-bad "$(cat "$WORK/c/err")"; fi
     # -W -c: 16 clusters compress and allocate in any order; the image must
     # still be consistent and equal to the source.
     run "$WORK/c" "$OURS" convert -W -m 16 -c -O qcow2 disk.img cw.qcow2

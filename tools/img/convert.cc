@@ -25,6 +25,7 @@
 #include "coroutine/sleep.h"
 #include "formats/qcow2/constants.h"
 #include "formats/qcow2/header.h"
+#include "qapi/json_output.h"
 #include "qapi/keyval.h"
 #include "tools/img/commands.h"
 #include "tools/img/options.h"
@@ -159,6 +160,14 @@ class Converter {
         buf_sectors_ = config.compressed && config.cluster_sectors > 0 ? config.cluster_sectors
                                                                        : kIoBufSectors;
     }
+
+    // What the copy did with the source's bytes (for --output=json).
+    struct Stats {
+        int64_t data_bytes = 0;     // written as data
+        int64_t zero_bytes = 0;     // zeros: skipped or written as zeros
+        int64_t backing_bytes = 0;  // left to the target's backing file
+    };
+    const Stats& stats() const { return stats_; }
 
     // Runs the copy; returns 0 or -errno (the error is printed).
     int run() {
@@ -350,6 +359,7 @@ class Converter {
             bool zero = false;
             switch (status) {
                 case ChunkStatus::kBackingFile:
+                    stats_.backing_bytes += byte_count(sector_num, n);
                     break;
                 case ChunkStatus::kData:
                     if (config_.min_sparse == 0 ||
@@ -362,6 +372,7 @@ class Converter {
                         IoVector qiov(buf, static_cast<size_t>(bytes));
                         TRY(dst_.co_pwritev(static_cast<uint64_t>(sector_num * kSector),
                                             static_cast<uint64_t>(bytes), qiov, flags));
+                        stats_.data_bytes += bytes;
                         break;
                     }
                     zero = true;
@@ -370,6 +381,7 @@ class Converter {
                     zero = true;
                     break;
             }
+            if (zero) stats_.zero_bytes += byte_count(sector_num, n);
             if (zero && !config_.has_zero_init) {
                 TRY(dst_.co_pwrite_zeroes(static_cast<uint64_t>(sector_num * kSector),
                                           static_cast<uint64_t>(byte_count(sector_num, n)),
@@ -474,6 +486,7 @@ class Converter {
     CoQueue write_order_;
     int running_ = 0;
     int ret_ = kInProgress;
+    Stats stats_;
 };
 
 // Formats whose driver writes compressed clusters (QEMU's
@@ -585,6 +598,7 @@ int img_convert(int argc, char** argv) {
         {"salvage", no_argument, nullptr, kOptionSalvage},
         {"target-is-zero", no_argument, nullptr, kOptionTargetIsZero},
         {"bitmaps", no_argument, nullptr, kOptionBitmaps},
+        {"output", required_argument, nullptr, kOptionOutput},
         {nullptr, 0, nullptr, 0},
     };
     ImageSpec src_spec;
@@ -600,6 +614,7 @@ int img_convert(int argc, char** argv) {
     bool progress = false;
     bool quiet = false;
     bool copy_range = false;
+    bool json = false;  // coblock extension: a summary of the copy
     bool explicit_min_sparse = false;
     bool target_image_opts = false;
     bool bitmaps = false;
@@ -708,6 +723,9 @@ int img_convert(int argc, char** argv) {
             case kOptionSalvage:
                 config.salvage = true;
                 break;
+            case kOptionOutput:
+                if (!parse_output_format(optarg, &json)) return 1;
+                break;
             case kOptionBitmaps:
                 bitmaps = true;
                 break;
@@ -716,7 +734,7 @@ int img_convert(int argc, char** argv) {
     const bool explicit_out_format = !out_format.empty();
     if (out_format.empty() && !target_image_opts) out_format = "raw";
     config.quiet = quiet;
-    if (quiet) progress = false;
+    if (quiet || json) progress = false;
     if (copy_range && config.compressed) {
         error_report("Cannot enable copy offloading when -c is used");
         return 1;
@@ -904,6 +922,19 @@ int img_convert(int argc, char** argv) {
         }
     }
     if (ret == 0) meter.print(100, 0);
+    if (ret == 0 && json) {
+        nlohmann::ordered_json summary = nlohmann::ordered_json::object();
+        summary["filename"] = out_filename;
+        summary["format"] = dst->root()->driver().name;
+        summary["virtual-size"] = size;
+        summary["compressed"] = config.compressed;
+        summary["data-bytes"] = converter.stats().data_bytes;
+        summary["zero-bytes"] = converter.stats().zero_bytes;
+        summary["backing-bytes"] = converter.stats().backing_bytes;
+        const int64_t allocated = dst->root()->allocated_size();
+        if (allocated >= 0) summary["actual-size"] = allocated;
+        std::printf("%s\n", qapi::to_qemu_json_pretty(summary).c_str());
+    }
     return ret == 0 ? 0 : 1;
 }
 
