@@ -4,6 +4,9 @@
 
 #include <string>
 
+#include "coroutine/coroutine.h"
+#include "coroutine/thread_pool.h"
+
 namespace coblock::qcow {
 namespace {
 
@@ -51,6 +54,11 @@ std::optional<std::vector<std::byte>> compress_cluster(std::span<const std::byte
     if (ret != Z_STREAM_END || produced >= in.size()) return std::nullopt;
     out.resize(produced);
     return out;
+}
+
+std::optional<std::vector<std::byte>> co_compress_cluster(std::span<const std::byte> in) {
+    if (!in_coroutine()) return compress_cluster(in);
+    return co_run([&] { return compress_cluster(in); });
 }
 
 }  // namespace coblock::qcow

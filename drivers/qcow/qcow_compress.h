@@ -21,4 +21,9 @@ Status decompress_cluster(std::span<const std::byte> in, std::span<std::byte> ou
 // cluster: QEMU then writes the cluster uncompressed.
 std::optional<std::vector<std::byte>> compress_cluster(std::span<const std::byte> in);
 
+// The same on a worker of the loop's thread pool (QEMU's qcow compresses on
+// the loop; coblock, like qcow2, overlaps clusters on several threads).
+// `in` must stay valid until it returns.
+std::optional<std::vector<std::byte>> co_compress_cluster(std::span<const std::byte> in);
+
 }  // namespace coblock::qcow

@@ -440,6 +440,9 @@ Status QcowNode::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uin
 // file on a 512-byte boundary, then the L2 entry. A cluster that does not
 // shrink is written normally.
 Status QcowNode::co_pwritev_compressed(uint64_t offset, uint64_t bytes, IoVector& qiov) {
+    // qemu-img convert -c ends with an empty compressed write; QEMU 7.2's
+    // qcow leaves the file as it is (qcow2 rounds it to whole sectors).
+    if (bytes == 0) return {};
     const uint64_t cluster_size = geometry_.cluster_size();
     if (geometry_.offset_in_cluster(offset) != 0 ||
         (bytes != cluster_size && (bytes > cluster_size || offset + bytes != size())))
@@ -450,7 +453,7 @@ Status QcowNode::co_pwritev_compressed(uint64_t offset, uint64_t bytes, IoVector
                      std::nullopt};
     std::vector<std::byte> plain(cluster_size);
     qiov.copy_to(0, plain.data(), bytes);
-    std::optional<std::vector<std::byte>> compressed = compress_cluster(plain);
+    std::optional<std::vector<std::byte>> compressed = co_compress_cluster(plain);
     if (!compressed) return co_pwritev(offset, bytes, qiov, 0);
 
     CoMutexGuard guard(lock_);

@@ -491,62 +491,6 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
     return {};
 }
 
-Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qiov) {
-    const uint64_t cs = geom_.cluster_size();
-    if (bytes == 0) return {};
-    if (!geom_.is_cluster_aligned(offset) || (bytes != cs && offset + bytes != size()) ||
-        bytes > cs)
-        return invalid_argument("qcow2: compressed writes must cover whole clusters");
-    std::vector<std::byte> buf(cs);
-    qiov.copy_to(0, buf.data(), bytes);
-    ASSIGN_OR_RETURN(std::optional<std::vector<std::byte>> packed,
-                     compress_cluster(image_.header.compression_type, buf.data(), cs, cs - 1));
-    if (!packed) {
-        // Does not compress: an ordinary allocating write of the cluster.
-        IoVector whole(buf.data(), bytes);
-        return co_pwritev(offset, bytes, whole, 0);
-    }
-    AllocRangeGuard alloc(alloc_ranges_, offset, offset + cs);
-    uint64_t l2_offset = 0, host = 0;
-    const uint64_t len = packed->size();
-    const uint64_t clusters = div_round_up(len, cs);
-    {
-        CoMutexGuard guard(lock_);
-        wait_for_old_reads();
-        ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(offset, &l2_offset));
-        ASSIGN_OR_RETURN(
-            qcow2::RawL2Entry raw,
-            qcow2::read_l2_entry(table->data, geom_.l2_index(offset), geom_.extended_l2));
-        const qcow2::L2Entry e = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
-        if (e.host_offset != 0 || e.compressed)
-            return Error{ErrorKind::kIo, EIO,
-                         "qcow2: compressed write to an allocated cluster at " + hex_string(offset),
-                         std::nullopt};
-        ASSIGN_OR_RETURN(host, alloc_clusters(clusters));
-    }
-    packed->resize(clusters * cs);  // whole clusters: the tail reads as zeros
-    Status st = check_overlap(0, host, clusters * cs);
-    if (st.ok()) {
-        ::coblock::co_debug_event(file_, BlkdebugEvent::kWriteCompressed);
-        st = co_child_pwrite(file_, host, packed->data(), packed->size());
-    }
-    CoMutexGuard guard(lock_);
-    if (!st.ok()) {
-        (void)update_refcount(host, clusters * cs, -1, false);
-        return st;
-    }
-    ASSIGN_OR_RETURN(qcow2::L2Entry ce, qcow2::make_compressed_entry(host, len, geom_));
-    ASSIGN_OR_RETURN(uint64_t word, qcow2::encode_l2_entry(ce, geom_));
-    TRY(mark_dirty());
-    ASSIGN_OR_RETURN(MetaCache::Entry * table, cache_get(l2_cache_, l2_offset, true, true));
-    ::coblock::co_debug_event(file_, BlkdebugEvent::kL2UpdateCompressed);
-    TRY(qcow2::write_l2_entry(table->data, geom_.l2_index(offset), geom_.extended_l2,
-                              qcow2::RawL2Entry{word, 0}));
-    table->dirty = true;
-    l2_depends_on_flush_ = true;
-    return {};
-}
-
 Status Qcow2Node::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags) {
     TRY(check_usable());
     if (flags & kReqWriteCompressed) {

@@ -226,6 +226,10 @@ class Qcow2Node final : public BlockNode {
     Result<uint64_t> get_refcount(uint64_t cluster_index);
     Status update_refcount(uint64_t offset, uint64_t length, int64_t delta, bool queue_discard);
     Result<uint64_t> alloc_clusters(uint64_t count);
+    // Bytes for one compressed cluster's data (1..cluster_size), packed after
+    // the previous one (qcow2_alloc_bytes); every host cluster the range
+    // touches gains one reference. Lock held.
+    Result<uint64_t> alloc_compressed_bytes(uint64_t size);
     Status free_clusters(uint64_t offset, uint64_t length);
     Status free_l2_entry_clusters(const qcow2::L2Entry& entry, bool queue_discard);
     // `preferred`: a cluster of the block's range to place it at (else the
@@ -250,9 +254,13 @@ class Qcow2Node final : public BlockNode {
     std::vector<std::byte> zero_cluster_;
     Status write_subclusters(uint64_t offset, uint64_t max, IoVector& qiov, uint64_t qoff,
                              uint64_t* done, bool* handled);
+    // ---- compressed writes (qcow2_compress.cc) ----
+    // One whole cluster (or the padded last one); bytes == 0 is QEMU's final
+    // empty write, which rounds the file up to whole sectors.
     Status write_compressed(uint64_t offset, uint64_t bytes, IoVector& qiov);
     Status shrink_locked(uint64_t new_size);
     Status shrink_reftable_locked();
+    Status extend_file_to_sector();
     Status zero_or_discard_cluster(uint64_t guest_cluster, bool discard, bool unmap,
                                    bool full_discard);
 
@@ -293,6 +301,15 @@ class Qcow2Node final : public BlockNode {
     bool l2_depends_on_flush_ = false;
     bool freed_since_flush_ = false;
     uint64_t free_cluster_index_ = 0;
+    // Where the next compressed data goes (0: start a new host cluster), and
+    // the refcount its host cluster had when we left it.
+    uint64_t free_byte_offset_ = 0;
+    uint64_t free_byte_refcount_ = 0;
+    // Compressed writes take a ticket on arrival and allocate in ticket order
+    // (see write_compressed).
+    uint64_t compressed_ticket_next_ = 0;
+    uint64_t compressed_turn_ = 0;
+    CoQueue compressed_turn_waiters_;
     std::vector<std::pair<uint64_t, uint64_t>> pending_discards_;
     CoMutex lock_;
     AllocRanges alloc_ranges_;
@@ -313,8 +330,13 @@ class Qcow2Node final : public BlockNode {
 Status decompress_cluster(uint8_t type, const std::byte* src, size_t src_len, std::byte* dst,
                           size_t dst_len);
 // Returns the compressed bytes, or nullopt when they would not be smaller
-// than `max_len`.
+// than `max_len`. Thread-safe (per-thread codec contexts).
 Result<std::optional<std::vector<std::byte>>> compress_cluster(uint8_t type, const std::byte* src,
                                                                size_t src_len, size_t max_len);
+// The same on a worker of the loop's thread pool (QEMU's qcow2_co_compress),
+// so N writers compress on N threads; `src` must stay valid until it returns.
+Result<std::optional<std::vector<std::byte>>> co_compress_cluster(uint8_t type,
+                                                                  const std::byte* src,
+                                                                  size_t src_len, size_t max_len);
 
 }  // namespace coblock::qcow2drv

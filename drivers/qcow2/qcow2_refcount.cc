@@ -231,6 +231,43 @@ Result<uint64_t> Qcow2Node::alloc_clusters(uint64_t count) {
     }
 }
 
+// QEMU's qcow2_alloc_bytes: compressed data is packed byte-tight. The next
+// piece starts where the last one ended, in the same host cluster, or runs
+// on into the very next cluster when that is the one the allocator hands
+// out; otherwise it starts a fresh cluster. Each host cluster the piece
+// touches gets one reference (§11.5), so freeing it later drops exactly
+// those. Packing stops when the cluster's refcount is at refcount_max, or
+// when its refcount is not the one we left (something freed or reused it
+// meanwhile: never write into a cluster we cannot account for).
+Result<uint64_t> Qcow2Node::alloc_compressed_bytes(uint64_t size) {
+    const uint64_t cs = geom_.cluster_size();
+    if (size == 0 || size > cs)
+        return invalid_argument("qcow2: compressed allocation of " + std::to_string(size) +
+                                " bytes (cluster size " + std::to_string(cs) + ")");
+    ::coblock::co_debug_event(file_, BlkdebugEvent::kClusterAllocBytes);
+    uint64_t offset = free_byte_offset_;
+    if (offset != 0) {
+        ASSIGN_OR_RETURN(uint64_t rc, get_refcount(offset / cs));
+        if (rc != free_byte_refcount_ || rc >= geom_.refcount_max()) offset = 0;
+    }
+    if (offset != 0 && cs - offset % cs >= size) {
+        TRY(update_refcount(offset, size, 1, false));
+    } else {
+        // alloc_clusters gives the new cluster its first reference.
+        ASSIGN_OR_RETURN(uint64_t fresh, alloc_clusters(1));
+        if (offset != 0 && (offset / cs + 1) * cs == fresh) {
+            TRY(update_refcount(offset, 1, 1, false));  // the tail of the current one
+        } else {
+            offset = fresh;
+        }
+    }
+    free_byte_offset_ = (offset + size) % cs == 0 ? 0 : offset + size;
+    if (free_byte_offset_ != 0) {
+        ASSIGN_OR_RETURN(free_byte_refcount_, get_refcount(free_byte_offset_ / cs));
+    }
+    return offset;
+}
+
 Status Qcow2Node::free_clusters(uint64_t offset, uint64_t length) {
     return update_refcount(offset, length, -1, pass_discard_other_);
 }

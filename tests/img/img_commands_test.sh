@@ -26,7 +26,6 @@ QEMU_IO=$(command -v qemu-io || true)
 # reported as TAP TODO, they do not fail the run. Remove an entry once its
 # driver matches qemu-img 7.2.
 declare -A KNOWN=(
-    [convert-compressed-check]="qcow2 driver: compressed clusters are not packed into shared host clusters, so the image end offset is larger"
     [check-repair-leaks]="qcow2 driver: with -r leaks it prints only 'Repairing cluster', not the 'Leaked cluster' line first"
     [check-corrupt-repair-leaks]="qcow2 driver: -r leaks with a refcount below the references must fail (ERROR need to rebuild refcount structures, EIO)"
     [check-vhdx]="vhdx driver: fills cluster statistics; QEMU 7.2's vhdx check prints none"
@@ -35,6 +34,7 @@ declare -A KNOWN=(
     [map-vhdx-json]="vhdx driver: reports host offsets in block status; QEMU 7.2's vhdx does not"
     [map-vhdx-fixed-json]="vhdx driver: reports fixed-image blocks as zero; QEMU 7.2 says data"
     [resize-vhdx]="vhdx driver: supports resize; QEMU 7.2's vhdx has no truncate"
+    [check-io-error]="qcow2 driver: check reads L2 tables without the l2_load debug event, so blkdebug cannot fail them (QEMU: 'Check failed: Input/output error', exit 1)"
 )
 
 # shellcheck source=tests/img/tap_lib.sh
@@ -323,7 +323,8 @@ fmt_cases() {
 QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 map-qcow2-json
     info-overlay info-overlay-json info-overlay-chain info-overlay-chain-json check-overlay
     check-overlay-json map-overlay map-overlay-json map-overlay-range compare-qcow2-raw
-    compare-qcow2-raw-strict compare-qcow2-overlay info-comp check-comp check-comp-json
+    compare-qcow2-raw-strict compare-qcow2-overlay info-comp info-comp-human check-comp
+    check-comp-json
     map-comp-json map-comp resize-qcow2-grow resize-qcow2-shrink-refused resize-qcow2-shrink
     resize-qcow2-unaligned convert-raw-qcow2 convert-raw-qcow2-check convert-compressed
     convert-compressed-check convert-compressed-compare info-subdir info-subdir-json
@@ -333,7 +334,18 @@ QCOW2_CASES=(info-qcow2 info-qcow2-json check-qcow2 check-qcow2-json map-qcow2 m
     check-repair-clean check-leak check-leak-json check-corrupt check-corrupt-json
     check-repair-leaks check-repair-leaks-result check-corrupt-repair-leaks busy-qcow2-qemu-refuses
     convert-err-B-no-F convert-err-F-no-B convert-err-concat-B-qcow2 convert-c-B convert-c-B-map
-    busy-qcow2-info busy-qcow2-check busy-qcow2-map busy-qcow2-info-same)
+    busy-qcow2-info busy-qcow2-check busy-qcow2-map busy-qcow2-info-same info-snap info-snap-json
+    info-snap-chain-json convert-comp-bytes convert-comp-zstd convert-comp-zstd-bytes
+    convert-comp-zstd-check convert-l-missing convert-l-missing-opts convert-l-raw
+    convert-l-bad-param convert-l-concat convert-l-raw-out convert-l-raw-bytes convert-l-qcow2
+    convert-l-qcow2-bytes convert-l-comp convert-l-comp-bytes convert-l-id convert-l-id-bytes
+    convert-l-ext-l2 convert-l-ext-l2-bytes convert-l-bad-l1 convert-C convert-C-bytes convert-C-c convert-C-S
+    convert-C-salvage convert-r convert-r-bytes convert-r-bad convert-r-negative
+    convert-bitmaps-raw-target convert-bitmaps-qcow2 convert-bitmaps-raw-source
+    convert-bitmaps-concat convert-tio-no-n convert-tio-O convert-tio convert-tio-bytes
+    convert-tio-bad-option convert-salvage convert-salvage-bytes convert-no-salvage
+    convert-B-short convert-B-short-map convert-B-short-compare check-open-fails check-io-error
+    check-exit-codes convert-json convert-json-bad convert-c-W convert-c-W-check convert-c-W-compare info-bitmaps info-bitmaps-json info-bitmaps-broken)
 if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f qcow2 base.qcow2 64M
@@ -359,6 +371,58 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     "$QEMU_IMG" create -q -f qcow2 -b b.qcow2 -F qcow2 sub/o.qcow2
     "$QEMU_IO" -c 'write -P 6 128k 64k' sub/o.qcow2 >/dev/null
     "$QEMU_IMG" create -q -f qcow2 -b missing.qcow2 -F qcow2 -u miss.qcow2 1M
+    # snap.qcow2: two internal snapshots (one with a space in its name) over
+    # different contents.
+    "$QEMU_IMG" create -q -f qcow2 snap.qcow2 4M
+    "$QEMU_IO" -c 'write -P 1 0 1M' snap.qcow2 >/dev/null
+    "$QEMU_IMG" snapshot -c first snap.qcow2
+    "$QEMU_IO" -c 'write -P 2 0 512k' snap.qcow2 >/dev/null
+    "$QEMU_IMG" snapshot -c 'second one' snap.qcow2
+    # snapback.qcow2: a snapshot over compressed, zero and backing clusters
+    # (and an extended-L2 twin), changed after the snapshot was taken.
+    "$QEMU_IMG" create -q -f qcow2 sbase.qcow2 8M
+    "$QEMU_IO" -c 'write -P 0x33 0 8M' sbase.qcow2 >/dev/null
+    "$QEMU_IMG" create -q -f raw sn.raw 8M
+    "$QEMU_IO" -f raw -c 'write -P 1 0 2M' -c 'write -P 4 3M 100k' sn.raw >/dev/null
+    for ext in off on; do
+        "$QEMU_IMG" convert -c -O qcow2 -o extended_l2=$ext -B sbase.qcow2 -F qcow2 sn.raw snap-$ext.qcow2
+        "$QEMU_IO" -c 'write -z 1M 64k' -c 'write -P 9 5M 4k' -c 'write -z 6M 32k' snap-$ext.qcow2 >/dev/null
+        "$QEMU_IMG" snapshot -c s1 snap-$ext.qcow2
+        "$QEMU_IO" -c 'write -P 7 0 4M' -c 'discard 5M 1M' snap-$ext.qcow2 >/dev/null
+    done
+    # badsnap.qcow2: the snapshot's first L1 entry points at an unaligned L2.
+    cp snap-off.qcow2 badsnap.qcow2
+    so=$(od -An -tu8 --endian=big -j64 -N8 badsnap.qcow2 | tr -d ' ')
+    l1=$(od -An -tu8 --endian=big -j"$so" -N8 badsnap.qcow2 | tr -d ' ')
+    printf '\x80\x00\x00\x00\x00\x01\x02\x00' | dd of=badsnap.qcow2 bs=1 seek="$l1" conv=notrunc status=none
+    # bm.qcow2: persistent bitmaps (one disabled: empty flags) and a snapshot;
+    # bmbad.qcow2: its first directory entry claims a 60000-byte name.
+    "$QEMU_IMG" create -q -f qcow2 bm.qcow2 16M
+    "$QEMU_IMG" bitmap --add bm.qcow2 bm0
+    "$QEMU_IMG" bitmap --add -g 128k bm.qcow2 bm1
+    "$QEMU_IMG" bitmap --disable bm.qcow2 bm1
+    "$QEMU_IMG" snapshot -c first bm.qcow2
+    cp bm.qcow2 bmbad.qcow2
+    python3 - <<'PY'
+import struct
+with open("bmbad.qcow2", "r+b") as f:
+    d = f.read(65536)
+    pos = struct.unpack(">I", d[100:104])[0]
+    while True:
+        kind, length = struct.unpack(">II", d[pos:pos + 8])
+        if kind in (0, 0x23852875):
+            break
+        pos += 8 + ((length + 7) & ~7)
+    directory = struct.unpack(">Q", d[pos + 24:pos + 32])[0]
+    f.seek(directory + 18)
+    f.write(struct.pack(">H", 60000))
+PY
+    # short.qcow2: a backing file shorter than the images converted over it.
+    "$QEMU_IMG" create -q -f qcow2 short.qcow2 1M
+    "$QEMU_IO" -c 'write -P 7 0 1M' short.qcow2 >/dev/null
+    "$QEMU_IMG" create -q -f qcow2 long.qcow2 4M
+    "$QEMU_IO" -c 'write -P 9 64k 64k' -c 'write -P 8 2M 64k' long.qcow2 >/dev/null
+    "$QEMU_IMG" create -q -f raw big.raw 64M
     cd - >/dev/null || exit 1
     same info-qcow2 info base.qcow2
     same info-qcow2-json info --output=json base.qcow2
@@ -379,6 +443,7 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     same compare-qcow2-raw-strict compare -s base.qcow2 base.raw
     same compare-qcow2-overlay compare -p base.qcow2 overlay.qcow2
     same info-comp info --output=json comp.qcow2
+    same info-comp-human info comp.qcow2
     same check-comp check comp.qcow2
     same check-comp-json check --output=json comp.qcow2
     same map-comp-json map --output=json comp.qcow2
@@ -390,6 +455,20 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     same info-missing-backing-chain info --backing-chain miss.qcow2
     same map-subdir map --output=json sub/o.qcow2
     same compare-f-raw compare -f raw -F raw base.qcow2 base.raw
+    same info-snap info snap.qcow2
+    same info-bitmaps info bm.qcow2
+    same info-bitmaps-json info --output=json bm.qcow2
+    # qemu-img refuses to open a broken directory; coblock-img prints the
+    # rest with a warning naming the entry and the value.
+    run "$WORK/img" "$OURS" info bmbad.qcow2
+    if [[ "$(cat "$WORK/img/rc")" == 0 ]] &&
+        grep -q "bitmap directory entry 0 has a name of 60000 bytes" "$WORK/img/err"; then
+        pass info-bitmaps-broken
+    else
+        fail info-bitmaps-broken "$(cat "$WORK/img/rc" "$WORK/img/err")"
+    fi
+    same info-snap-json info --output=json snap.qcow2
+    same info-snap-chain-json info --backing-chain --output=json snap.qcow2
     fresh_siblings
     sibling resize-qcow2-grow resize base.qcow2 128M
     sibling resize-qcow2-shrink-refused resize base.qcow2 -- -64M
@@ -418,11 +497,108 @@ if fmt_cases qcow2 "${QCOW2_CASES[@]}"; then
     sibling convert-c-B-map map --output=json cb.qcow2
     sibling convert-W-qcow2 convert -W -m 16 -O qcow2 base.qcow2 w.qcow2
     sibling convert-W-qcow2-compare compare base.qcow2 w.qcow2
+    # Compressed output packs clusters as QEMU does: byte-identical files.
+    if cmp -s "$WORK/q/outc.qcow2" "$WORK/c/outc.qcow2"; then pass convert-comp-bytes; else
+        fail convert-comp-bytes "compressed qcow2 differs from qemu-img's"; fi
+    sibling convert-comp-zstd convert -c -O qcow2 -o compression_type=zstd base.qcow2 z.qcow2
+    if cmp -s "$WORK/q/z.qcow2" "$WORK/c/z.qcow2"; then pass convert-comp-zstd-bytes; else
+        fail convert-comp-zstd-bytes "zstd compressed qcow2 differs from qemu-img's"; fi
+    sibling convert-comp-zstd-check check z.qcow2
+    # coblock extension: convert --output=json summarises the copy (disk.img
+    # has 64k + 4k + 1M of data in 16M).
+    run "$WORK/c" "$OURS" convert --output=json -O qcow2 disk.img cj.qcow2
+    summary=$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["format"], d["virtual-size"], d["data-bytes"], d["zero-bytes"], d["backing-bytes"], d["compressed"])' <"$WORK/c/out" 2>&1)
+    if [[ "$summary" == "qcow2 16777216 1118208 15659008 0 False" ]]; then pass convert-json; else
+        fail convert-json "$summary"; fi
+    run "$WORK/c" "$OURS" convert --output=yaml -O qcow2 disk.img cj2.qcow2
+    if [[ "$(cat "$WORK/c/rc")" == 1 ]] && grep -q "human or json" "$WORK/c/err"; then
+        pass convert-json-bad
+    else fail convert-json-bad "$(cat "$WORK/c/err")"; fi
+    # -W -c: 16 clusters compress and allocate in any order; the image must
+    # still be consistent and equal to the source.
+    run "$WORK/c" "$OURS" convert -W -m 16 -c -O qcow2 disk.img cw.qcow2
+    if [[ "$(cat "$WORK/c/rc")" == 0 ]]; then pass convert-c-W; else
+        fail convert-c-W "$(cat "$WORK/c/err")"; fi
+    run "$WORK/q" "$QEMU_IMG" check "$WORK/c/cw.qcow2"
+    if [[ "$(cat "$WORK/q/rc")" == 0 ]]; then pass convert-c-W-check; else
+        fail convert-c-W-check "$(cat "$WORK/q/out" "$WORK/q/err")"; fi
+    run "$WORK/q" "$QEMU_IMG" compare "$WORK/c/disk.img" "$WORK/c/cw.qcow2"
+    if [[ "$(cat "$WORK/q/rc")" == 0 ]]; then pass convert-c-W-compare; else
+        fail convert-c-W-compare "$(cat "$WORK/q/out" "$WORK/q/err")"; fi
+    # -l: the snapshot's contents (byte-identical outputs), and qemu-img's
+    # refusals with its messages.
+    sibling convert-l-raw-out convert -l first -O raw snap.qcow2 ol.raw
+    if cmp -s "$WORK/q/ol.raw" "$WORK/c/ol.raw"; then pass convert-l-raw-bytes; else
+        fail convert-l-raw-bytes "-l first output differs"; fi
+    sibling convert-l-qcow2 convert -l snapshot.name=s1 -O qcow2 snap-off.qcow2 ol.qcow2
+    if cmp -s "$WORK/q/ol.qcow2" "$WORK/c/ol.qcow2"; then pass convert-l-qcow2-bytes; else
+        fail convert-l-qcow2-bytes "-l s1 qcow2 output differs"; fi
+    sibling convert-l-comp convert -l s1 -c -O qcow2 snap-off.qcow2 olc.qcow2
+    if cmp -s "$WORK/q/olc.qcow2" "$WORK/c/olc.qcow2"; then pass convert-l-comp-bytes; else
+        fail convert-l-comp-bytes "-l s1 -c output differs"; fi
+    sibling convert-l-id convert -l snapshot.id=1 -O raw snap-off.qcow2 oli.raw
+    if cmp -s "$WORK/q/oli.raw" "$WORK/c/oli.raw"; then pass convert-l-id-bytes; else
+        fail convert-l-id-bytes "-l snapshot.id=1 output differs"; fi
+    sibling convert-l-ext-l2 convert -l s1 -O raw snap-on.qcow2 ole.raw
+    if cmp -s "$WORK/q/ole.raw" "$WORK/c/ole.raw"; then pass convert-l-ext-l2-bytes; else
+        fail convert-l-ext-l2-bytes "-l s1 extended L2 output differs"; fi
+    sibling convert-l-bad-l1 convert -l s1 -O raw badsnap.qcow2 olb.raw
+    sibling convert-l-missing convert -l nosuch -O raw snap.qcow2 ol.raw
+    sibling convert-l-missing-opts convert -l snapshot.id=1,snapshot.name=nosuch -O raw snap.qcow2 ol.raw
+    sibling convert-l-raw convert -l first -O raw disk.img ol.raw
+    sibling convert-l-bad-param convert -l snapshot.foo=1 -O raw snap.qcow2 ol.raw
+    sibling convert-l-concat convert -l first -O raw snap.qcow2 snap.qcow2 ol.raw
+    # -C: copy offloading falls back to a plain copy, as qemu-img does.
+    sibling convert-C convert -C -O raw base.qcow2 oc.raw
+    if cmp -s "$WORK/q/oc.raw" "$WORK/c/oc.raw"; then pass convert-C-bytes; else
+        fail convert-C-bytes "-C output differs"; fi
+    sibling convert-C-c convert -C -c -O qcow2 base.qcow2 oc.qcow2
+    sibling convert-C-S convert -C -S 4k -O raw base.qcow2 oc2.raw
+    sibling convert-C-salvage convert -C --salvage -O raw base.qcow2 oc3.raw
+    sibling convert-r convert -r 64M -O raw base.qcow2 or.raw
+    if cmp -s "$WORK/q/or.raw" "$WORK/c/or.raw"; then pass convert-r-bytes; else
+        fail convert-r-bytes "-r output differs"; fi
+    sibling convert-r-bad convert -r abc -O raw base.qcow2 or2.raw
+    sibling convert-r-negative convert -r -5 -O raw base.qcow2 or3.raw
+    sibling convert-bitmaps-raw-target convert --bitmaps -O raw base.qcow2 ob1.raw
+    sibling convert-bitmaps-qcow2 convert --bitmaps -O qcow2 base.qcow2 ob2.qcow2
+    sibling convert-bitmaps-raw-source convert --bitmaps -O qcow2 disk.img ob3.qcow2
+    sibling convert-bitmaps-concat convert --bitmaps -O qcow2 base.qcow2 disk.img ob4.qcow2
+    sibling convert-tio-no-n convert --target-image-opts -O raw base.qcow2 driver=raw,file.filename=big.raw
+    sibling convert-tio-O convert --target-image-opts -n -O raw base.qcow2 driver=raw,file.filename=big.raw
+    sibling convert-tio convert --target-image-opts -n base.qcow2 driver=raw,file.filename=big.raw
+    if cmp -s "$WORK/q/big.raw" "$WORK/c/big.raw"; then pass convert-tio-bytes; else
+        fail convert-tio-bytes "--target-image-opts output differs"; fi
+    sibling convert-tio-bad-option convert --target-image-opts -n base.qcow2 driver=raw,file.filename=big.raw,bogus=1
+    # --salvage: a sector that fails to read (blkdebug) becomes zeros, with
+    # qemu-img's warning; without it the convert fails.
+    blk="driver=raw,file.driver=blkdebug,file.image.filename=disk.img,file.inject-error.0.event=read_aio,file.inject-error.0.errno=5,file.inject-error.0.sector=100"
+    sibling convert-salvage convert --salvage --image-opts "$blk" -O raw os.raw
+    if cmp -s "$WORK/q/os.raw" "$WORK/c/os.raw"; then pass convert-salvage-bytes; else
+        fail convert-salvage-bytes "--salvage output differs"; fi
+    sibling convert-no-salvage convert --image-opts "$blk" -O raw os2.raw
+    # -B with a backing file shorter than the image: zeros past its end are
+    # not written (they read as zeros there), as qemu-img.
+    sibling convert-B-short convert -O qcow2 -B short.qcow2 -F qcow2 long.qcow2 os.qcow2
+    sibling convert-B-short-map map --output=json os.qcow2
+    sibling convert-B-short-compare compare long.qcow2 os.qcow2
     sibling check-repair-clean check -r all base.qcow2
     same check-leak check leak.qcow2
     same check-leak-json check --output=json leak.qcow2
     same check-corrupt check corrupt.qcow2
     same check-corrupt-json check --output=json corrupt.qcow2
+    # Exit 1: the check could not be done (open failure, I/O error in check).
+    same check-open-fails check nosuch.qcow2
+    same check-io-error check --image-opts "driver=qcow2,file.driver=blkdebug,file.image.filename=base.qcow2,file.inject-error.0.event=l2_load,file.inject-error.0.errno=5"
+    # qemu-img's exit codes, from our tool alone: 0 clean, 1 not completed,
+    # 2 corruptions, 3 leaks only, 63 no check for the format.
+    codes=""
+    for image in base.qcow2 nosuch.qcow2 corrupt.qcow2 leak.qcow2 disk.img; do
+        (cd "$WORK/img" && "$OURS" check "$image" >/dev/null 2>&1)
+        codes+="$? "
+    done
+    if [[ "$codes" == "0 1 2 3 63 " ]]; then pass check-exit-codes; else
+        fail check-exit-codes "exit codes $codes, expected 0 1 2 3 63"; fi
     run "$WORK/q" "$QEMU_IMG" info --output=json "$WORK/img/base.qcow2"
     cp "$WORK/q/out" "$WORK/base-info.json"
     hold_image base.qcow2
@@ -457,7 +633,7 @@ if fmt_cases qcow "${QCOW_CASES[@]}"; then
 fi
 
 VHDX_CASES=(info-vhdx info-vhdx-json check-vhdx check-vhdx-json map-vhdx map-vhdx-json
-    info-vhdx-fixed map-vhdx-fixed-json resize-vhdx)
+    info-vhdx-fixed info-vhdx-fixed-json map-vhdx-fixed-json resize-vhdx)
 if fmt_cases vhdx "${VHDX_CASES[@]}"; then
     cd "$WORK/img" || exit 1
     "$QEMU_IMG" create -q -f vhdx disk.vhdx 64M
@@ -471,6 +647,7 @@ if fmt_cases vhdx "${VHDX_CASES[@]}"; then
     same map-vhdx map disk.vhdx
     same map-vhdx-json map --output=json disk.vhdx
     same info-vhdx-fixed info vfix.vhdx
+    same info-vhdx-fixed-json info --output=json vfix.vhdx
     same map-vhdx-fixed-json map --output=json vfix.vhdx
     fresh_siblings
     sibling resize-vhdx resize disk.vhdx 128M

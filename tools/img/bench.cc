@@ -24,8 +24,7 @@ namespace coblock::img {
 namespace {
 
 enum : int {
-    kOptionFlushInterval = 256,
-    kOptionImageOpts,
+    kOptionFlushInterval = kOptionFirstOwn,
     kOptionPattern,
     kOptionNoDrain,
 };
@@ -176,13 +175,8 @@ int img_bench(int argc, char** argv) {
     spec.flags.read_only = true;  // -w makes it read-write
     int c;
     while ((c = getopt_long(argc, argv, ":hc:d:f:ni:o:qs:S:t:wU", kLongOptions, nullptr)) != -1) {
+        if (handle_shared_option(c, argv, &spec)) continue;
         switch (c) {
-            case ':':
-                missing_argument(argv[optind - 1]);
-            case '?':
-                unrecognized_option(argv[optind - 1]);
-            case 'h':
-                print_help_and_exit();
             case 'c':
                 if (!parse_bounded(optarg, INT_MAX, &config.count)) {
                     error_report("Invalid request count specified");
@@ -194,9 +188,6 @@ int img_bench(int argc, char** argv) {
                     error_report("Invalid queue depth specified");
                     return 1;
                 }
-                break;
-            case 'f':
-                spec.format = optarg;
                 break;
             case 'n':
                 spec.flags.aio = AioMode::kNative;
@@ -237,9 +228,6 @@ int img_bench(int argc, char** argv) {
                 spec.flags.read_only = false;
                 config.write = true;
                 break;
-            case 'U':
-                spec.flags.force_share = true;
-                break;
             case kOptionPattern:
                 if (!parse_bounded(optarg, 0xff, &config.pattern)) {
                     error_report("Invalid pattern byte specified");
@@ -254,9 +242,6 @@ int img_bench(int argc, char** argv) {
                 break;
             case kOptionNoDrain:
                 config.drain_on_flush = false;
-                break;
-            case kOptionImageOpts:
-                spec.image_opts = true;
                 break;
         }
     }

@@ -21,8 +21,6 @@
 namespace coblock::img {
 namespace {
 
-enum : int { kOptionOutput = 256, kOptionImageOpts, kOptionObject };
-
 Status run_check(BlockNode* node, CheckResult& result, CheckFix fix) {
     return run_sync([&] { return node->co_check(result, fix); });
 }
@@ -106,16 +104,8 @@ int img_check(int argc, char** argv) {
     CheckFix fix = CheckFix::kNone;
     int c;
     while ((c = getopt_long(argc, argv, ":hf:r:T:qUp", kLongOptions, nullptr)) != -1) {
+        if (handle_shared_option(c, argv, &spec)) continue;
         switch (c) {
-            case ':':
-                missing_argument(argv[optind - 1]);
-            case '?':
-                unrecognized_option(argv[optind - 1]);
-            case 'h':
-                print_help_and_exit();
-            case 'f':
-                spec.format = optarg;
-                break;
             case 'r':
                 spec.flags.read_only = false;
                 if (std::strcmp(optarg, "leaks") == 0) {
@@ -137,19 +127,11 @@ int img_check(int argc, char** argv) {
             case 'q':
                 quiet = true;
                 break;
-            case 'U':
-                spec.flags.force_share = true;
-                break;
             case 'p':
                 progress = true;  // coblock extension: qemu-img check has no -p
                 break;
             case kOptionOutput:
                 if (!parse_output_format(optarg, &json)) return 1;
-                break;
-            case kOptionImageOpts:
-                spec.image_opts = true;
-                break;
-            case kOptionObject:
                 break;
         }
     }

@@ -22,8 +22,6 @@
 namespace coblock::img {
 namespace {
 
-enum : int { kOptionImageOpts = 256, kOptionObject, kOptionOutput };
-
 constexpr int64_t kIoBufSize = 2 * 1024 * 1024;
 constexpr int64_t kSectorSize = 512;
 
@@ -239,13 +237,8 @@ int img_compare(int argc, char** argv) {
     bool progress = false;
     int c;
     while ((c = getopt_long(argc, argv, ":hf:F:T:pqsU", kLongOptions, nullptr)) != -1) {
+        if (handle_shared_option(c, argv, nullptr)) continue;
         switch (c) {
-            case ':':
-                missing_argument(argv[optind - 1]);
-            case '?':
-                unrecognized_option(argv[optind - 1]);
-            case 'h':
-                print_help_and_exit();
             case 'f':
                 spec1.format = optarg;
                 break;
@@ -276,8 +269,6 @@ int img_compare(int argc, char** argv) {
                 break;
             case kOptionOutput:
                 if (!parse_output_format(optarg, &json)) return 1;
-                break;
-            case kOptionObject:
                 break;
         }
     }

@@ -286,13 +286,8 @@ int img_create(int argc, char** argv) {
     bool has_options = false;
     int c;
     while ((c = getopt_long(argc, argv, ":F:b:f:ho:qu", kLongOptions, nullptr)) != -1) {
+        if (handle_shared_option(c, argv, nullptr)) continue;
         switch (c) {
-            case ':':
-                missing_argument(argv[optind - 1]);
-            case '?':
-                unrecognized_option(argv[optind - 1]);
-            case 'h':
-                print_help_and_exit();
             case 'F':
                 req.backing_format = optarg;
                 req.has_backing_format = true;

@@ -15,11 +15,12 @@
 #include "qapi/json_output.h"
 #include "tools/img/commands.h"
 #include "tools/img/options.h"
+#include "tools/img/qcow2_snapshots.h"
 
 namespace coblock::img {
 namespace {
 
-enum : int { kOptionOutput = 256, kOptionBackingChain, kOptionImageOpts, kOptionObject };
+enum : int { kOptionBackingChain = kOptionFirstOwn };
 
 // bdrv_query_image_info: the ImageInfo members in the QAPI schema's order
 // (QEMU's visitor inserts them so); qdict_ordered gives the output order.
@@ -41,6 +42,18 @@ nlohmann::ordered_json query_image_info(BlockNode* node, const std::string& file
         const std::string backing_format = node->backing_format();
         if (!backing_format.empty()) info["backing-filename-format"] = backing_format;
     }
+    // A snapshot table that cannot be read leaves the list out, as
+    // bdrv_query_image_info does only for -ENOMEDIUM/-ENOTSUP; coblock
+    // prefers printing the rest of the image's facts with a warning.
+    Result<std::vector<qcow2::SnapshotEntry>> snapshots = read_qcow2_snapshots(node);
+    if (!snapshots) {
+        warn_report("could not read the snapshot table: " + snapshots.error().to_string());
+    } else if (!snapshots->empty()) {
+        nlohmann::ordered_json list = nlohmann::ordered_json::array();
+        for (const qcow2::SnapshotEntry& entry : *snapshots)
+            list.push_back(snapshot_info_json(entry));
+        info["snapshots"] = std::move(list);
+    }
     nlohmann::ordered_json specific = node->info_specific();
     if (!specific.is_null()) {
         // The hook returns ImageInfoSpecific ({"type", "data"}); a driver
@@ -51,6 +64,13 @@ nlohmann::ordered_json query_image_info(BlockNode* node, const std::string& file
             wrapped["data"] = std::move(specific);
             specific = std::move(wrapped);
         }
+        // The driver's data lacks persistent bitmaps; qemu-img lists them
+        // for a v3 image that has them.
+        Result<nlohmann::ordered_json> bitmaps = read_qcow2_bitmaps_info(node);
+        if (!bitmaps)
+            warn_report("could not read the bitmap directory: " + bitmaps.error().to_string());
+        else if (!bitmaps->is_null() && specific["data"].is_object())
+            specific["data"]["bitmaps"] = std::move(*bitmaps);
         info["format-specific"] = std::move(specific);
     }
     return qapi::qdict_ordered(info);
@@ -124,6 +144,10 @@ void dump_human(const nlohmann::ordered_json& info) {
     if (info.contains("backing-filename-format"))
         std::printf("backing file format: %s\n",
                     info["backing-filename-format"].get_ref<const std::string&>().c_str());
+    if (info.contains("snapshots")) {
+        std::printf("Snapshot list:\n");
+        print_snapshot_table(info["snapshots"]);
+    }
     if (info.contains("format-specific")) {
         std::printf("Format specific information:\n");
         const nlohmann::ordered_json& specific = info["format-specific"];
@@ -150,30 +174,14 @@ int img_info(int argc, char** argv) {
     bool chain = false;
     int c;
     while ((c = getopt_long(argc, argv, ":f:hU", kLongOptions, nullptr)) != -1) {
+        if (handle_shared_option(c, argv, &spec)) continue;
         switch (c) {
-            case ':':
-                missing_argument(argv[optind - 1]);
-            case '?':
-                unrecognized_option(argv[optind - 1]);
-            case 'h':
-                print_help_and_exit();
-            case 'f':
-                spec.format = optarg;
-                break;
-            case 'U':
-                spec.flags.force_share = true;
-                break;
             case kOptionOutput:
                 if (!parse_output_format(optarg, &json)) return 1;
                 break;
             case kOptionBackingChain:
                 chain = true;
                 break;
-            case kOptionImageOpts:
-                spec.image_opts = true;
-                break;
-            case kOptionObject:
-                break;  // no secret objects in coblock: accepted and ignored
         }
     }
     if (optind != argc - 1) error_exit("Expecting one image file name");

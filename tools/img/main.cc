@@ -47,13 +47,8 @@ int main(int argc, char** argv) {
     // '+': stop at the command name; ':': report missing arguments ourselves.
     int c;
     while ((c = getopt_long(argc, argv, "+:hV", kLongOptions, nullptr)) != -1) {
+        if (handle_shared_option(c, argv, nullptr)) continue;
         switch (c) {
-            case ':':
-                missing_argument(argv[optind - 1]);
-            case '?':
-                unrecognized_option(argv[optind - 1]);
-            case 'h':
-                print_help_and_exit();
             case 'V':
                 std::fputs(version_string(), stdout);
                 return EXIT_SUCCESS;

@@ -16,8 +16,6 @@
 namespace coblock::img {
 namespace {
 
-enum : int { kOptionOutput = 256, kOptionImageOpts, kOptionObject };
-
 struct MapEntry {
     int64_t start = 0;
     int64_t length = 0;
@@ -87,19 +85,8 @@ int img_map(int argc, char** argv) {
     int64_t max_length = -1;
     int c;
     while ((c = getopt_long(argc, argv, ":f:s:l:hU", kLongOptions, nullptr)) != -1) {
+        if (handle_shared_option(c, argv, &spec)) continue;
         switch (c) {
-            case ':':
-                missing_argument(argv[optind - 1]);
-            case '?':
-                unrecognized_option(argv[optind - 1]);
-            case 'h':
-                print_help_and_exit();
-            case 'f':
-                spec.format = optarg;
-                break;
-            case 'U':
-                spec.flags.force_share = true;
-                break;
             case kOptionOutput:
                 if (!parse_output_format(optarg, &json)) return 1;
                 break;
@@ -115,11 +102,6 @@ int img_map(int argc, char** argv) {
                 max_length = *value;
                 break;
             }
-            case kOptionImageOpts:
-                spec.image_opts = true;
-                break;
-            case kOptionObject:
-                break;
         }
     }
     if (optind != argc - 1) error_exit("Expecting one image file name");

@@ -3,6 +3,8 @@
 // img_open) does them; texts checked against the qemu-img 7.2 binary.
 #include "tools/img/options.h"
 
+#include <getopt.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -222,6 +224,35 @@ std::unique_ptr<BlockBackend> open_image_impl(ImageSpec spec, bool lock_retry) {
 }
 
 }  // namespace
+
+bool handle_shared_option(int c, char** argv, ImageSpec* spec) {
+    switch (c) {
+        case ':':
+            missing_argument(argv[optind - 1]);
+        case '?':
+            unrecognized_option(argv[optind - 1]);
+        case 'h':
+            print_help_and_exit();
+        case kOptionObject:
+            return true;
+        default:
+            break;
+    }
+    if (spec == nullptr) return false;
+    switch (c) {
+        case 'f':
+            spec->format = optarg;
+            return true;
+        case 'U':
+            spec->flags.force_share = true;
+            return true;
+        case kOptionImageOpts:
+            spec->image_opts = true;
+            return true;
+        default:
+            return false;
+    }
+}
 
 std::unique_ptr<BlockBackend> open_image(const ImageSpec& spec) {
     return open_image_impl(spec, false);

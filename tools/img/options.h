@@ -57,6 +57,23 @@ struct ImageSpec {
     OpenFlags flags;
 };
 
+// Long-option codes the subcommands share (getopt_long values above every
+// short option); a subcommand's own long options start at kOptionFirstOwn.
+enum SharedOption : int {
+    kOptionObject = 256,
+    kOptionImageOpts,
+    kOptionOutput,
+    kOptionFirstOwn,
+};
+
+// What every subcommand's getopt loop does alike, as qemu-img's: ':' and
+// '?' (error exit naming the option), -h (help, exit 0), --object
+// (accepted and ignored: coblock has no secret objects) and, when `spec` is
+// given, -f, -U and --image-opts for that image. Returns whether `c` was
+// one of them; getopt only returns the letters a subcommand's optstring
+// lists, so a shared letter it does not take never arrives here.
+bool handle_shared_option(int c, char** argv, ImageSpec* spec);
+
 // Opens the image as qemu-img's img_open: errors are printed as
 // "Could not open '<name>': <reason>" and give nullptr. Probe warnings are
 // printed on stderr as QEMU does.

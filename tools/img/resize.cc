@@ -18,11 +18,8 @@ namespace coblock::img {
 namespace {
 
 enum : int {
-    kOptionObject = 256,
-    kOptionImageOpts,
-    kOptionPreallocation,
+    kOptionPreallocation = kOptionFirstOwn,
     kOptionShrink,
-    kOptionOutput,
 };
 
 }  // namespace
@@ -49,23 +46,10 @@ int img_resize(int argc, char** argv) {
     Prealloc prealloc = Prealloc::kOff;
     int c;
     while ((c = getopt_long(argc, argv, ":f:hq", kLongOptions, nullptr)) != -1) {
+        if (handle_shared_option(c, argv, &spec)) continue;
         switch (c) {
-            case ':':
-                missing_argument(argv[optind - 1]);
-            case '?':
-                unrecognized_option(argv[optind - 1]);
-            case 'h':
-                print_help_and_exit();
-            case 'f':
-                spec.format = optarg;
-                break;
             case 'q':
                 quiet = true;
-                break;
-            case kOptionObject:
-                break;
-            case kOptionImageOpts:
-                spec.image_opts = true;
                 break;
             case kOptionPreallocation:
                 if (!parse_prealloc(optarg, prealloc)) {
