@@ -194,7 +194,7 @@ Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qi
         ASSIGN_OR_RETURN(MetaCache::Entry * table, get_l2_for_write(offset, &l2_offset));
         ASSIGN_OR_RETURN(
             qcow2::RawL2Entry raw,
-            qcow2::read_l2_entry(table->data, geom_.l2_index(offset), geom_.extended_l2));
+            qcow2::read_l2_entry(table->data, l2_slice_index(offset), geom_.extended_l2));
         const qcow2::L2Entry e = qcow2::decode_l2_entry(raw.word, raw.bitmap, geom_);
         if (e.host_offset != 0 || e.compressed)
             return Error{ErrorKind::kIo, EIO,
@@ -216,9 +216,9 @@ Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qi
     ASSIGN_OR_RETURN(qcow2::L2Entry ce, qcow2::make_compressed_entry(host, len, geom_));
     ASSIGN_OR_RETURN(uint64_t word, qcow2::encode_l2_entry(ce, geom_));
     TRY(mark_dirty());
-    ASSIGN_OR_RETURN(MetaCache::Entry * table, cache_get(l2_cache_, l2_offset, true, true));
+    ASSIGN_OR_RETURN(MetaCache::Entry * table, load_l2(l2_offset, offset));
     ::coblock::co_debug_event(file_, BlkdebugEvent::kL2UpdateCompressed);
-    TRY(qcow2::write_l2_entry(table->data, geom_.l2_index(offset), geom_.extended_l2,
+    TRY(qcow2::write_l2_entry(table->data, l2_slice_index(offset), geom_.extended_l2,
                               qcow2::RawL2Entry{word, 0}));
     table->dirty = true;
     l2_depends_on_flush_ = true;

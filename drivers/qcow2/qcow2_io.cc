@@ -493,14 +493,7 @@ Status Qcow2Node::write_allocating(uint64_t offset, uint64_t max, IoVector& qiov
 
 Status Qcow2Node::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags) {
     TRY(check_usable());
-    if (flags & kReqWriteCompressed) {
-        // write_compressed indexes the L2 slice by table index: only right
-        // when a slice is the whole table (the default entry size).
-        if (l2_slice_entries_ != geom_.l2_entries())
-            return unsupported_error(
-                "qcow2: compressed writes need l2-cache-entry-size equal to the cluster size");
-        return write_compressed(offset, bytes, qiov);
-    }
+    if (flags & kReqWriteCompressed) return write_compressed(offset, bytes, qiov);
     uint64_t pos = 0;
     while (pos < bytes) {
         Mapping m;

@@ -186,13 +186,8 @@ Result<CacheSizes> cache_sizes(const Qcow2Options& o, const qcow2::Geometry& g,
             out.l2_size = combined - out.refcount_size;
         }
     }
-    // QEMU here picks min(cluster, 4 KiB) slices when the cache cannot
-    // cover the disk and no entry size was given. Not yet: write_compressed
-    // (being moved to qcow2_compress.cc) still indexes whole tables, and
-    // compressed writes are refused with partial slices; once it uses
-    // l2_slice_index, enable:
-    //   if (out.l2_size < max_l2_cache && !o.l2_cache_entry_size)
-    //       out.l2_entry_size = std::min<uint64_t>(cs, 4096);
+    if (out.l2_size < max_l2_cache && !o.l2_cache_entry_size)
+        out.l2_entry_size = std::min<uint64_t>(cs, 4096);
     const uint64_t e = out.l2_entry_size;
     if (e < (uint64_t{1} << qcow2::kMinClusterBits) || e > cs || (e & (e - 1)) != 0)
         return invalid_argument(
