@@ -92,6 +92,14 @@ class VhdxNode final : public BlockNode {
     Status co_update_headers(const vhdx::Header& fields);
     Result<uint64_t> co_allocate(uint64_t bytes);
     void set_entry(uint64_t index, const vhdx::BatEntry& entry, Dirty& dirty);
+    // True when every block of the range is fully present and the session
+    // GUIDs are written: the write needs no metadata change (and no lock).
+    bool writable_in_place(uint64_t offset, uint64_t bytes) const;
+    Status co_write_in_place(uint64_t offset, uint64_t bytes, IoVector& qiov);
+    // Makes a partially present block fully present once its sector bitmap
+    // marks every sector inside the disk.
+    void promote_if_complete(uint64_t block, uint64_t file_offset,
+                             const std::vector<std::byte>& bitmap, Dirty& dirty);
     Status co_write_block_piece(uint64_t offset, uint64_t bytes, IoVector& qiov, Dirty& dirty);
     Status co_commit(Dirty& dirty);
     // Undoes the in-memory effects of a write that failed before commit.
