@@ -6,10 +6,12 @@
 
 #include <cstring>
 #include <fstream>
+#include <functional>
 
 #include "block/check.h"
 #include "block/create.h"
 #include "coroutine/event_loop.h"
+#include "formats/crc32c.h"
 #include "tests/unit/drivers/vhdx/vhdx_test_util.h"
 
 namespace coblock {
@@ -486,6 +488,55 @@ TEST_F(VhdxCorruptTest, OverlappingRegionsAreRefused) {
     expect_refused("overlaps");
 }
 
+TEST_F(VhdxCorruptTest, BothHeadersWithBadChecksumsAreRefused) {
+    ASSERT_TRUE(create_vhdx(path_, 4 * kMiB).ok());
+    // One bad header is survivable: the other one is used.
+    const uint8_t junk = 0xa5;
+    write_at(path_, vhdx::header_slot_offset(0) + 200, &junk, 1);
+    {
+        auto blk = open_vhdx(path_, true);
+        ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+    }
+    write_at(path_, vhdx::header_slot_offset(1) + 200, &junk, 1);
+    expect_refused("no valid header");
+    auto blk = open_vhdx(path_, true);
+    ASSERT_FALSE(blk.ok());
+    EXPECT_NE(blk.error().message.find("checksum"), std::string::npos) << blk.error().message;
+}
+
+TEST_F(VhdxCorruptTest, DuplicateMetadataItemsAreRefused) {
+    ASSERT_TRUE(create_vhdx(path_, 4 * kMiB).ok());
+    auto bytes = read_whole_file(path_);
+    auto table = vhdx::parse_region_table(
+        ByteSpan(reinterpret_cast<const std::byte*>(bytes.data()) + vhdx::kRegionTable1Offset,
+                 vhdx::kRegionTableSize));
+    ASSERT_TRUE(table.ok());
+    uint64_t meta_offset = 0, meta_length = 0;
+    for (auto& e : table->entries)
+        if (e.guid == vhdx::kMetadataRegionGuid) {
+            meta_offset = e.file_offset;
+            meta_length = e.length;
+        }
+    ASSERT_NE(meta_offset, 0u);
+    auto meta = vhdx::parse_metadata_table(
+        ByteSpan(reinterpret_cast<const std::byte*>(bytes.data()) + meta_offset,
+                 vhdx::kMetadataTableSize),
+        meta_length);
+    ASSERT_TRUE(meta.ok()) << meta.error().to_string();
+    // The virtual disk size listed a second time (same value, same place).
+    for (const auto& e : meta->entries)
+        if (e.item_id == vhdx::kVirtualDiskSizeGuid) {
+            meta->entries.push_back(e);
+            break;
+        }
+    std::vector<std::byte> out(vhdx::kMetadataTableSize);
+    ASSERT_TRUE(vhdx::encode_metadata_table(*meta, out).ok());
+    write_at(path_, meta_offset, out.data(), out.size());
+    expect_refused("listed twice");
+    auto blk = open_vhdx(path_, true);
+    EXPECT_FALSE(blk.ok());
+}
+
 // Points BAT entry `index` at `file_offset` as FULLY_PRESENT.
 void poke_bat(const std::string& path, uint64_t index, uint64_t file_offset) {
     auto bytes = read_whole_file(path);
@@ -729,6 +780,72 @@ TEST_F(VhdxReplayTest, DifferencingBitmapUpdatesReplay) {
     auto blk = open_vhdx(path_, false);
     ASSERT_TRUE(blk.ok()) << blk.error().to_string();
     expect_content(**blk, shadow);
+}
+
+// A log entry that fails its checks (a torn write looks the same) is not
+// part of any sequence: nothing is replayed, the unpublished write is lost
+// as if the crash came before the log, and no open writes the file.
+class VhdxBadLogTest : public VhdxReplayTest {
+  protected:
+    void expect_entry_ignored(const std::function<void(std::vector<uint8_t>& entry)>& spoil) {
+        std::vector<uint8_t> shadow;
+        crash_after_log_write(2 * kMiB, pattern(8192, 81), shadow);
+        std::vector<uint8_t> before_write(4 * kMiB, 0);
+        auto first = pattern(4096, 51);
+        std::memcpy(before_write.data(), first.data(), first.size());
+        uint64_t log_offset = 0;
+        {
+            auto blk = open_vhdx(path_, true);
+            ASSERT_TRUE(blk.ok());
+            ASSERT_TRUE(vhdx_node(**blk)->log_replayed());  // the entry is good so far
+            log_offset = vhdx_node(**blk)->header().log_offset;
+        }
+        auto bytes = read_whole_file(path_);
+        uint32_t entry_length = 0;
+        std::memcpy(&entry_length, bytes.data() + log_offset + 8, 4);
+        ASSERT_GE(entry_length, 8192u);
+        std::vector<uint8_t> entry(bytes.begin() + log_offset,
+                                   bytes.begin() + log_offset + entry_length);
+        spoil(entry);
+        write_at(path_, log_offset, entry.data(), entry.size());
+        const auto spoiled = read_whole_file(path_);
+        for (bool read_only : {true, false}) {
+            auto blk = open_vhdx(path_, read_only);
+            ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+            EXPECT_FALSE(vhdx_node(**blk)->log_replayed());
+            expect_content(**blk, before_write);
+            blk->reset();
+            EXPECT_EQ(read_whole_file(path_), spoiled) << (read_only ? "read-only" : "read-write");
+        }
+    }
+    // Recomputes the entry checksum (offset 4, over the whole entry).
+    static void reseal(std::vector<uint8_t>& entry) {
+        std::memset(entry.data() + 4, 0, 4);
+        const uint32_t crc =
+            crc32c(ByteSpan(reinterpret_cast<const std::byte*>(entry.data()), entry.size()));
+        std::memcpy(entry.data() + 4, &crc, 4);
+    }
+};
+
+TEST_F(VhdxBadLogTest, EntryWithBadChecksumIsNotReplayed) {
+    expect_entry_ignored([](std::vector<uint8_t>& entry) { entry[entry.size() - 100] ^= 0xff; });
+}
+
+TEST_F(VhdxBadLogTest, EntryWithInconsistentSequenceNumbersIsNotReplayed) {
+    // Valid checksum, but the header's sequence number no longer matches
+    // its descriptors' and data sectors'.
+    expect_entry_ignored([](std::vector<uint8_t>& entry) {
+        entry[16] ^= 0x40;
+        reseal(entry);
+    });
+}
+
+TEST_F(VhdxBadLogTest, EntryOfAnotherLogIsNotReplayed) {
+    // A stale entry from an earlier log GUID (offset 32), checksum intact.
+    expect_entry_ignored([](std::vector<uint8_t>& entry) {
+        entry[32] ^= 0x01;
+        reseal(entry);
+    });
 }
 
 }  // namespace
