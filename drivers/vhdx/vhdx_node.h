@@ -109,6 +109,10 @@ class VhdxNode final : public BlockNode {
     Status co_log_and_apply(const std::vector<vhdx::SectorUpdate>& updates);
     Status co_empty_log();
 
+    // Sector updates of both region tables with the BAT at a new place.
+    Status co_region_table_updates(uint64_t bat_offset, uint64_t bat_length,
+                                   std::vector<vhdx::SectorUpdate>& updates);
+
     bool reads_as_zero_state(uint8_t state) const;
     // BAT entries that point outside the file, into the fixed objects or at
     // another block, or carry a state invalid for this image (sorted).
