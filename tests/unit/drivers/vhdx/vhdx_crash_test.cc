@@ -225,7 +225,7 @@ class VhdxCrashTest : public ::testing::Test {
     void check_crash_point(const std::vector<std::byte>& base, const std::string& filename,
                            const std::vector<uint8_t>& initial, size_t flush_end, size_t end,
                            std::mt19937& rng, bool drop_some) {
-        // The buffers are reused (fresh 24 MiB vectors per point cost more
+        // The buffers are reused (fresh image-sized vectors per point cost more
         // in page faults than the check itself).
         std::vector<std::byte> image = std::move(image_);
         image.assign(base.begin(), base.end());
@@ -351,7 +351,7 @@ std::vector<std::byte> as_bytes(const std::vector<uint8_t>& v) {
 }
 
 TEST_F(VhdxCrashTest, DynamicImageSurvivesEveryCrashPoint) {
-    constexpr uint64_t kSize = 24 * kMiB;
+    constexpr uint64_t kSize = 16 * kMiB;
     const std::string path = dir_.path("base.vhdx");
     qapi::OptionsTree o;
     o.set("block_size", "1M");
