@@ -360,7 +360,7 @@ TEST_F(VhdxCrashTest, DynamicImageSurvivesEveryCrashPoint) {
     const auto base = as_bytes(read_whole_file(path));
     run_workload(base, path, kSize, 1, 60, true);
     if (HasFatalFailure()) return;
-    const int checked = check_all(base, path, std::vector<uint8_t>(kSize, 0), 90, 12);
+    const int checked = check_all(base, path, std::vector<uint8_t>(kSize, 0), 60, 10);
     EXPECT_GT(checked, 100);
 }
 
@@ -382,10 +382,10 @@ TEST_F(VhdxCrashTest, DifferencingImageSurvivesEveryCrashPoint) {
     }
     ASSERT_TRUE(create_vhdx(child, 0, o, parent).ok());
     const auto base = as_bytes(read_whole_file(child));
-    run_workload(base, child, kSize, 2, 60, false);
+    run_workload(base, child, kSize, 2, 45, false);
     if (HasFatalFailure()) return;
     // QEMU cannot open differencing images: our check only.
-    const int checked = check_all(base, child, parent_data, 90, 0);
+    const int checked = check_all(base, child, parent_data, 60, 0);
     EXPECT_GT(checked, 100);
 }
 
