@@ -212,9 +212,15 @@ Result<BlockStatus> VhdxNode::co_block_status(uint64_t offset, uint64_t bytes, b
         }
         case PayloadState::kNotPresent:
             // Unallocated: the chain walk goes to the parent, or reads zeros.
-            break;
+            if (!metadata_.file_parameters.leave_block_allocated) break;
+            [[fallthrough]];
         default:
-            st.flags = kStatusZero | kStatusAllocated;
+            // A fixed image keeps all its space allocated whatever the
+            // state says (qemu-img creates them with ZERO entries): report
+            // data, as QEMU does, so copies stay fully allocated.
+            st.flags = metadata_.file_parameters.leave_block_allocated
+                           ? kStatusData | kStatusAllocated
+                           : kStatusZero | kStatusAllocated;
             break;
     }
     if (offset + st.bytes >= size()) st.flags |= kStatusEof;
@@ -374,6 +380,29 @@ void VhdxNode::rollback(Dirty& dirty) {
         bitmaps_.erase(chunk);
 }
 
+// Once the child holds every sector of a partially present block, the
+// parent is never consulted for it again: the block becomes fully present
+// (spec §2.5.1.1 lets a writer change the state; the bits stay set, and a
+// fully present block's bitmap is not read). Sectors past the end of the
+// virtual disk cannot be written, so only those inside it count.
+void VhdxNode::promote_if_complete(uint64_t block, uint64_t file_offset,
+                                   const std::vector<std::byte>& bitmap, Dirty& dirty) {
+    const uint64_t bs = geometry_.block_size;
+    const uint64_t lss = metadata_.logical_sector_size;
+    const uint64_t first = (block * bs / lss) % kSectorsPerChunk;
+    const uint64_t count = std::min(bs, size() - block * bs) / lss;
+    uint64_t s = first;
+    // Whole bytes first (a block's first sector is byte aligned: block
+    // sizes are at least 1 MiB), then the tail bit by bit.
+    for (; s + 8 <= first + count; s += 8)
+        if (bitmap[s / 8] != std::byte{0xff}) return;
+    for (; s < first + count; ++s)
+        if (!bitmap_bit(bitmap, s)) return;
+    set_entry(payload_bat_index(geometry_, block),
+              make_bat_entry(static_cast<uint8_t>(PayloadState::kFullyPresent), file_offset),
+              dirty);
+}
+
 // Writes one piece that lies inside one block, allocating as the block's
 // state requires (spec §9.3).
 Status VhdxNode::co_write_block_piece(uint64_t pos, uint64_t len, IoVector& piece, Dirty& dirty) {
@@ -409,6 +438,7 @@ Status VhdxNode::co_write_block_piece(uint64_t pos, uint64_t len, IoVector& piec
             const uint64_t chunk = pos / geometry_.chunk_size;
             ASSIGN_OR_RETURN(Bitmap bitmap, co_bitmap(chunk));
             set_bits(bitmap, chunk);
+            promote_if_complete(block, e.file_offset(), *bitmap, dirty);
         }
         return {};
     }
@@ -438,6 +468,7 @@ Status VhdxNode::co_write_block_piece(uint64_t pos, uint64_t len, IoVector& piec
         set_entry(index,
                   make_bat_entry(static_cast<uint8_t>(PayloadState::kPartiallyPresent), offset),
                   dirty);
+        promote_if_complete(block, offset, *bitmap, dirty);
         return {};
     }
     // The block reads as zeros (or is replaced whole): a new fully present
@@ -449,10 +480,56 @@ Status VhdxNode::co_write_block_piece(uint64_t pos, uint64_t len, IoVector& piec
     return {};
 }
 
+// Writes that land entirely in fully present blocks change no metadata
+// once this session's GUIDs are in the header, so they run without the
+// lock, like reads. While the lock is held the in-memory BAT may hold
+// entries not yet published (an allocation that could still be rolled
+// back): such writes take the lock, and once they own it (everything is
+// published then) they drop it again before the data I/O, so a queue of
+// waiters never turns every later write into a locked one. Safe against a
+// later zero write or discard of the same block: freed space is never
+// reused (blocks are only allocated at the end of the file), so the data
+// lands in an orphan at worst, as in any overlap of the two.
+bool VhdxNode::writable_in_place(uint64_t offset, uint64_t bytes) const {
+    if (!file_guid_done_ || !data_guid_done_) return false;
+    const uint64_t bs = geometry_.block_size;
+    for (uint64_t block = offset / bs; block <= (offset + bytes - 1) / bs; ++block) {
+        const BatEntry e = bat_entry(payload_bat_index(geometry_, block));
+        if (e.state != static_cast<uint8_t>(PayloadState::kFullyPresent) ||
+            e.file_offset() < kHeaderSectionSize)
+            return false;
+    }
+    return true;
+}
+
+Status VhdxNode::co_write_in_place(uint64_t offset, uint64_t bytes, IoVector& qiov) {
+    const uint64_t bs = geometry_.block_size;
+    if (offset / bs == (offset + bytes - 1) / bs) {
+        const BatEntry e = bat_entry(payload_bat_index(geometry_, offset / bs));
+        return co_child_pwritev(file_, e.file_offset() + offset % bs, bytes, qiov);
+    }
+    uint64_t done = 0;
+    while (done < bytes) {
+        const uint64_t pos = offset + done;
+        const uint64_t len = std::min(bytes - done, bs - pos % bs);
+        const BatEntry e = bat_entry(payload_bat_index(geometry_, pos / bs));
+        IoVector piece = qiov.slice(done, len);
+        TRY(co_child_pwritev(file_, e.file_offset() + pos % bs, len, piece));
+        done += len;
+    }
+    return {};
+}
+
 Status VhdxNode::co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t) {
     if (!bad_entries_.empty()) return bad_block_error(bad_entries_.front());
+    if (!write_lock_.locked() && writable_in_place(offset, bytes))
+        return co_write_in_place(offset, bytes, qiov);
     CoMutexGuard guard(write_lock_);
     TRY(co_begin_write(true));
+    if (writable_in_place(offset, bytes)) {
+        guard.unlock();
+        return co_write_in_place(offset, bytes, qiov);
+    }
     Dirty dirty;
     const uint64_t bs = geometry_.block_size;
     uint64_t done = 0;

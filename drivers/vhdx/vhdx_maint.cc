@@ -1,5 +1,7 @@
-// VHDX maintenance: growing the virtual disk (spec vhdx.md §15.2, within the
-// BAT region's capacity) and the consistency check with its repairs.
+// VHDX maintenance: growing the virtual disk (spec vhdx.md §15.2; a BAT
+// region too small for the new size moves to the end of the file, the
+// region tables switching to it through the log) and the consistency check
+// with its repairs.
 #include <algorithm>
 
 #include "block/check.h"
@@ -27,20 +29,36 @@ Status VhdxNode::co_truncate(uint64_t new_size, bool exact, Prealloc prealloc, b
                                  prealloc_name(prealloc) + "'");
     ASSIGN_OR_RETURN(BatGeometry g,
                      compute_bat_geometry(geometry_.block_size, lss, new_size, has_parent()));
-    if (!check_bat_region_length(g, regions_.bat.length).ok())
+    // A BAT region too small for the new table moves to the end of the file
+    // (see co_relocate_bat); its length is a 32-bit field of the region table.
+    const bool relocate = !check_bat_region_length(g, regions_.bat.length).ok();
+    const uint64_t new_region_length = align_up(g.table_bytes(), kMiB);
+    if (relocate && new_region_length > kMaxRegionLength)
         return unsupported_error("vhdx: growing to " + std::to_string(new_size) +
-                                 " bytes needs a larger BAT region (" + hex(regions_.bat.length) +
-                                 " bytes hold " +
-                                 std::to_string(regions_.bat.length / kBatEntrySize) +
-                                 " entries, " + std::to_string(g.entry_count) + " needed)");
+                                 " bytes needs a BAT region of " + hex(new_region_length) +
+                                 " bytes; a region table entry holds at most " +
+                                 hex(kMaxRegionLength));
     if (metadata_item_size_offset_ == 0) return corrupt_error("vhdx: virtual disk size item lost");
 
     CoMutexGuard guard(write_lock_);
     TRY(co_begin_write(true));
     Dirty dirty;
-    const uint64_t new_bytes =
-        std::min<uint64_t>(align_up(g.table_bytes(), kLogSectorSize), regions_.bat.length);
     const uint64_t old_count = geometry_.entry_count;
+    // Relocation: the new table is built in bat_ (entry indices do not
+    // change when the disk grows: new chunks only append entries) and
+    // written whole to its new place; the old table is kept for rollback.
+    std::vector<std::byte> old_bat;
+    uint64_t new_region_offset = 0;
+    if (relocate) {
+        ASSIGN_OR_RETURN(new_region_offset, co_allocate(new_region_length));
+        old_bat = bat_;
+        bat_.assign(align_up(g.table_bytes(), kLogSectorSize), std::byte{0});
+        std::copy(old_bat.begin(), old_bat.begin() + old_count * kBatEntrySize, bat_.begin());
+    }
+    const uint64_t new_bytes =
+        relocate
+            ? bat_.size()
+            : std::min<uint64_t>(align_up(g.table_bytes(), kLogSectorSize), regions_.bat.length);
     if (new_bytes > bat_.size()) {
         // Bytes of the region past the old table are reserved: read them so
         // the sectors we log keep them, then clear the new entries.
@@ -91,23 +109,78 @@ Status VhdxNode::co_truncate(uint64_t new_size, bool exact, Prealloc prealloc, b
     store_le<uint64_t>(size_update.data.data() + (metadata_item_size_offset_ - sector), new_size);
 
     std::vector<SectorUpdate> updates;
-    for (uint64_t s : dirty.bat_sectors) {
-        SectorUpdate u;
-        u.file_offset = regions_.bat.file_offset + s * kLogSectorSize;
-        u.data.assign(bat_.begin() + s * kLogSectorSize, bat_.begin() + (s + 1) * kLogSectorSize);
-        updates.push_back(std::move(u));
+    Status status;
+    if (relocate) {
+        // Not yet referenced: written directly. The region tables that
+        // point at it go through the log with the size, in one entry, so
+        // a crash leaves either the old table and size or the new ones.
+        status = co_child_pwrite(file_, new_region_offset, bat_.data(), bat_.size());
+        if (status.ok())
+            status = co_region_table_updates(new_region_offset, new_region_length, updates);
+    } else {
+        for (uint64_t s : dirty.bat_sectors) {
+            SectorUpdate u;
+            u.file_offset = regions_.bat.file_offset + s * kLogSectorSize;
+            u.data.assign(bat_.begin() + s * kLogSectorSize,
+                          bat_.begin() + (s + 1) * kLogSectorSize);
+            updates.push_back(std::move(u));
+        }
     }
     updates.push_back(std::move(size_update));
-    TRY(co_child_flush(file_));
-    Status status = co_log_and_apply(updates);
+    if (status.ok()) status = co_child_flush(file_);
+    if (status.ok()) status = co_log_and_apply(updates);
     if (!status.ok()) {
-        for (auto it = dirty.old_entries.rbegin(); it != dirty.old_entries.rend(); ++it)
-            store_le<uint64_t>(bat_.data() + it->first * kBatEntrySize, it->second);
+        if (relocate) {
+            bat_ = std::move(old_bat);
+        } else {
+            for (auto it = dirty.old_entries.rbegin(); it != dirty.old_entries.rend(); ++it)
+                store_le<uint64_t>(bat_.data() + it->first * kBatEntrySize, it->second);
+        }
         return status;
+    }
+    if (relocate) {
+        regions_.bat.file_offset = new_region_offset;
+        regions_.bat.length = static_cast<uint32_t>(new_region_length);
+        extents_ = image_extents(headers_.current, regions_);
     }
     geometry_ = g;
     metadata_.virtual_disk_size = new_size;
     set_size(new_size);
+    return {};
+}
+
+// Both copies of the region table with the BAT entry moved, as 4 KiB
+// sector updates for the log (only the sectors that change: the first,
+// which holds the entries and the checksum of the whole table).
+Status VhdxNode::co_region_table_updates(uint64_t bat_offset, uint64_t bat_length,
+                                         std::vector<SectorUpdate>& updates) {
+    std::vector<std::byte> tables(2 * kRegionTableSize);
+    TRY(co_read_file(kRegionTable1Offset, tables.data(), tables.size()));
+    ASSIGN_OR_RETURN(RegionTableChoice choice,
+                     select_region_table(ByteSpan(tables).first(kRegionTableSize),
+                                         ByteSpan(tables).subspan(kRegionTableSize)));
+    bool found = false;
+    for (RegionTableEntry& e : choice.table.entries) {
+        if (e.guid != kBatRegionGuid) continue;
+        e.file_offset = bat_offset;
+        e.length = static_cast<uint32_t>(bat_length);
+        found = true;
+    }
+    if (!found) return corrupt_error("vhdx: region table lost its BAT entry");
+    std::vector<std::byte> encoded(kRegionTableSize);
+    TRY(encode_region_table(choice.table, encoded));
+    for (int copy = 0; copy < 2; ++copy) {
+        const uint64_t base = copy == 0 ? kRegionTable1Offset : kRegionTable2Offset;
+        for (uint64_t sector = 0; sector < kRegionTableSize / kLogSectorSize; ++sector) {
+            const auto mine = encoded.begin() + sector * kLogSectorSize;
+            const auto on_file = tables.begin() + copy * kRegionTableSize + sector * kLogSectorSize;
+            if (std::equal(mine, mine + kLogSectorSize, on_file)) continue;
+            SectorUpdate u;
+            u.file_offset = base + sector * kLogSectorSize;
+            u.data.assign(mine, mine + kLogSectorSize);
+            updates.push_back(std::move(u));
+        }
+    }
     return {};
 }
 

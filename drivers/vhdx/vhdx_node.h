@@ -92,6 +92,14 @@ class VhdxNode final : public BlockNode {
     Status co_update_headers(const vhdx::Header& fields);
     Result<uint64_t> co_allocate(uint64_t bytes);
     void set_entry(uint64_t index, const vhdx::BatEntry& entry, Dirty& dirty);
+    // True when every block of the range is fully present and the session
+    // GUIDs are written: the write needs no metadata change (and no lock).
+    bool writable_in_place(uint64_t offset, uint64_t bytes) const;
+    Status co_write_in_place(uint64_t offset, uint64_t bytes, IoVector& qiov);
+    // Makes a partially present block fully present once its sector bitmap
+    // marks every sector inside the disk.
+    void promote_if_complete(uint64_t block, uint64_t file_offset,
+                             const std::vector<std::byte>& bitmap, Dirty& dirty);
     Status co_write_block_piece(uint64_t offset, uint64_t bytes, IoVector& qiov, Dirty& dirty);
     Status co_commit(Dirty& dirty);
     // Undoes the in-memory effects of a write that failed before commit.
@@ -100,6 +108,10 @@ class VhdxNode final : public BlockNode {
     // The log stays live (GUID set) until co_empty_log.
     Status co_log_and_apply(const std::vector<vhdx::SectorUpdate>& updates);
     Status co_empty_log();
+
+    // Sector updates of both region tables with the BAT at a new place.
+    Status co_region_table_updates(uint64_t bat_offset, uint64_t bat_length,
+                                   std::vector<vhdx::SectorUpdate>& updates);
 
     bool reads_as_zero_state(uint8_t state) const;
     // BAT entries that point outside the file, into the fixed objects or at

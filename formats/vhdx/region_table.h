@@ -19,6 +19,10 @@ inline constexpr size_t kRegionTableEntrySize = 32;
 // (64 KiB - 16-byte header) / 32-byte entries, rounded down.
 inline constexpr uint32_t kMaxRegionTableEntries = 2047;
 
+// The longest region an entry can describe: its length field has 32 bits
+// and a region is a whole number of MiB.
+inline constexpr uint64_t kMaxRegionLength = 0xFFF00000;
+
 struct RegionTableEntry {
     Guid guid;
     uint64_t file_offset = 0;

@@ -6,10 +6,12 @@
 
 #include <cstring>
 #include <fstream>
+#include <functional>
 
 #include "block/check.h"
 #include "block/create.h"
 #include "coroutine/event_loop.h"
+#include "formats/crc32c.h"
 #include "tests/unit/drivers/vhdx/vhdx_test_util.h"
 
 namespace coblock {
@@ -368,6 +370,66 @@ TEST_F(VhdxDriverTest, GrowKeepsDataAndReadsZerosBeyond) {
     expect_content(**blk, shadow);
 }
 
+// A 1 GiB image with 1 MiB blocks has a 1 MiB BAT region (131072
+// entries); 300 GiB needs 307275 entries, so the region moves.
+constexpr uint64_t kGrownSize = uint64_t{300} << 30;
+constexpr uint64_t kFarOffset = uint64_t{200} << 30;
+
+TEST_F(VhdxDriverTest, GrowMovesTheBatRegionWhenItIsTooSmall) {
+    qapi::OptionsTree o;
+    o.set("block_size", "1M");
+    ASSERT_TRUE(create_vhdx(path_, uint64_t{1} << 30, o).ok());
+    const std::vector<uint8_t> low(65536, 0x5a), high(65536, 0x6b), last(4096, 0x7c);
+    {
+        auto blk = open_vhdx(path_, false);
+        ASSERT_TRUE(blk.ok());
+        ASSERT_TRUE((*blk)->pwrite(0, low.data(), low.size()).ok());
+        ASSERT_TRUE((*blk)->pwrite(kMiB - 4096, low.data(), 8192).ok());  // two blocks
+        const uint64_t entries_before = vhdx_node(**blk)->geometry().entry_count;
+        Status s = (*blk)->truncate(kGrownSize, true, Prealloc::kOff);
+        ASSERT_TRUE(s.ok()) << s.error().to_string();
+        EXPECT_EQ((*blk)->length(), kGrownSize);
+        EXPECT_GT(vhdx_node(**blk)->geometry().entry_count, 131072u);
+        EXPECT_LT(entries_before, 131072u);
+        ASSERT_TRUE((*blk)->pwrite(kFarOffset, high.data(), high.size()).ok());
+        ASSERT_TRUE((*blk)->pwrite(kGrownSize - 4096, last.data(), last.size()).ok());
+    }
+    auto expect_data = [&](BlockBackend& blk) {
+        std::vector<uint8_t> got(65536);
+        ASSERT_TRUE(blk.pread(0, got.data(), got.size()).ok());
+        EXPECT_EQ(got, low);
+        ASSERT_TRUE(blk.pread(kFarOffset, got.data(), got.size()).ok());
+        EXPECT_EQ(got, high);
+        ASSERT_TRUE(blk.pread(kFarOffset - 65536, got.data(), got.size()).ok());
+        EXPECT_EQ(got, std::vector<uint8_t>(65536, 0));
+        got.resize(4096);
+        ASSERT_TRUE(blk.pread(kGrownSize - 4096, got.data(), got.size()).ok());
+        EXPECT_EQ(got, last);
+    };
+    for (bool read_only : {true, false}) {
+        auto blk = open_vhdx(path_, read_only);
+        ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+        EXPECT_EQ((*blk)->length(), kGrownSize);
+        expect_data(**blk);
+        CheckResult r;
+        ASSERT_TRUE(run_sync([&] { return (*blk)->root()->co_check(r, CheckFix::kNone); }).ok());
+        EXPECT_EQ(r.corruptions, 0);
+        EXPECT_EQ(r.allocated_clusters, 4);
+    }
+    if (!have_qemu()) GTEST_SKIP() << "qemu-img not installed: the moved BAT is checked by coblock";
+    std::string out;
+    EXPECT_EQ(run("qemu-img check " + path_, &out), 0) << out;
+    EXPECT_EQ(run("qemu-io -r -f vhdx -c 'read -P 0x5a 0 64k' -c 'read -P 0x6b 200G 64k' -c "
+                  "'read -P 0x7c " +
+                      std::to_string(kGrownSize - 4096) + " 4k' -c 'read -P 0 199G 64k' " + path_,
+                  &out),
+              0)
+        << out;
+    EXPECT_EQ(out.find("fail"), std::string::npos) << out;
+    EXPECT_EQ(run("qemu-img info " + path_, &out), 0) << out;
+    EXPECT_NE(out.find("300 GiB"), std::string::npos) << out;
+}
+
 TEST_F(VhdxDriverTest, GrowFixedAllocatesTheNewBlocks) {
     qapi::OptionsTree o;
     o.set("block_size", "1M");
@@ -484,6 +546,55 @@ TEST_F(VhdxCorruptTest, OverlappingRegionsAreRefused) {
             if (e.guid == vhdx::kBatRegionGuid) e.file_offset = kMiB;  // onto the log
     });
     expect_refused("overlaps");
+}
+
+TEST_F(VhdxCorruptTest, BothHeadersWithBadChecksumsAreRefused) {
+    ASSERT_TRUE(create_vhdx(path_, 4 * kMiB).ok());
+    // One bad header is survivable: the other one is used.
+    const uint8_t junk = 0xa5;
+    write_at(path_, vhdx::header_slot_offset(0) + 200, &junk, 1);
+    {
+        auto blk = open_vhdx(path_, true);
+        ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+    }
+    write_at(path_, vhdx::header_slot_offset(1) + 200, &junk, 1);
+    expect_refused("no valid header");
+    auto blk = open_vhdx(path_, true);
+    ASSERT_FALSE(blk.ok());
+    EXPECT_NE(blk.error().message.find("checksum"), std::string::npos) << blk.error().message;
+}
+
+TEST_F(VhdxCorruptTest, DuplicateMetadataItemsAreRefused) {
+    ASSERT_TRUE(create_vhdx(path_, 4 * kMiB).ok());
+    auto bytes = read_whole_file(path_);
+    auto table = vhdx::parse_region_table(
+        ByteSpan(reinterpret_cast<const std::byte*>(bytes.data()) + vhdx::kRegionTable1Offset,
+                 vhdx::kRegionTableSize));
+    ASSERT_TRUE(table.ok());
+    uint64_t meta_offset = 0, meta_length = 0;
+    for (auto& e : table->entries)
+        if (e.guid == vhdx::kMetadataRegionGuid) {
+            meta_offset = e.file_offset;
+            meta_length = e.length;
+        }
+    ASSERT_NE(meta_offset, 0u);
+    auto meta = vhdx::parse_metadata_table(
+        ByteSpan(reinterpret_cast<const std::byte*>(bytes.data()) + meta_offset,
+                 vhdx::kMetadataTableSize),
+        meta_length);
+    ASSERT_TRUE(meta.ok()) << meta.error().to_string();
+    // The virtual disk size listed a second time (same value, same place).
+    for (const auto& e : meta->entries)
+        if (e.item_id == vhdx::kVirtualDiskSizeGuid) {
+            meta->entries.push_back(e);
+            break;
+        }
+    std::vector<std::byte> out(vhdx::kMetadataTableSize);
+    ASSERT_TRUE(vhdx::encode_metadata_table(*meta, out).ok());
+    write_at(path_, meta_offset, out.data(), out.size());
+    expect_refused("listed twice");
+    auto blk = open_vhdx(path_, true);
+    EXPECT_FALSE(blk.ok());
 }
 
 // Points BAT entry `index` at `file_offset` as FULLY_PRESENT.
@@ -729,6 +840,116 @@ TEST_F(VhdxReplayTest, DifferencingBitmapUpdatesReplay) {
     auto blk = open_vhdx(path_, false);
     ASSERT_TRUE(blk.ok()) << blk.error().to_string();
     expect_content(**blk, shadow);
+}
+
+// A log entry that fails its checks (a torn write looks the same) is not
+// part of any sequence: nothing is replayed, the unpublished write is lost
+// as if the crash came before the log, and no open writes the file.
+class VhdxBadLogTest : public VhdxReplayTest {
+  protected:
+    void expect_entry_ignored(const std::function<void(std::vector<uint8_t>& entry)>& spoil) {
+        std::vector<uint8_t> shadow;
+        crash_after_log_write(2 * kMiB, pattern(8192, 81), shadow);
+        std::vector<uint8_t> before_write(4 * kMiB, 0);
+        auto first = pattern(4096, 51);
+        std::memcpy(before_write.data(), first.data(), first.size());
+        uint64_t log_offset = 0;
+        {
+            auto blk = open_vhdx(path_, true);
+            ASSERT_TRUE(blk.ok());
+            ASSERT_TRUE(vhdx_node(**blk)->log_replayed());  // the entry is good so far
+            log_offset = vhdx_node(**blk)->header().log_offset;
+        }
+        auto bytes = read_whole_file(path_);
+        uint32_t entry_length = 0;
+        std::memcpy(&entry_length, bytes.data() + log_offset + 8, 4);
+        ASSERT_GE(entry_length, 8192u);
+        std::vector<uint8_t> entry(bytes.begin() + log_offset,
+                                   bytes.begin() + log_offset + entry_length);
+        spoil(entry);
+        write_at(path_, log_offset, entry.data(), entry.size());
+        const auto spoiled = read_whole_file(path_);
+        for (bool read_only : {true, false}) {
+            auto blk = open_vhdx(path_, read_only);
+            ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+            EXPECT_FALSE(vhdx_node(**blk)->log_replayed());
+            expect_content(**blk, before_write);
+            blk->reset();
+            EXPECT_EQ(read_whole_file(path_), spoiled) << (read_only ? "read-only" : "read-write");
+        }
+    }
+    // Recomputes the entry checksum (offset 4, over the whole entry).
+    static void reseal(std::vector<uint8_t>& entry) {
+        std::memset(entry.data() + 4, 0, 4);
+        const uint32_t crc =
+            crc32c(ByteSpan(reinterpret_cast<const std::byte*>(entry.data()), entry.size()));
+        std::memcpy(entry.data() + 4, &crc, 4);
+    }
+};
+
+TEST_F(VhdxBadLogTest, EntryWithBadChecksumIsNotReplayed) {
+    expect_entry_ignored([](std::vector<uint8_t>& entry) { entry[entry.size() - 100] ^= 0xff; });
+}
+
+TEST_F(VhdxBadLogTest, EntryWithInconsistentSequenceNumbersIsNotReplayed) {
+    // Valid checksum, but the header's sequence number no longer matches
+    // its descriptors' and data sectors'.
+    expect_entry_ignored([](std::vector<uint8_t>& entry) {
+        entry[16] ^= 0x40;
+        reseal(entry);
+    });
+}
+
+TEST_F(VhdxBadLogTest, EntryOfAnotherLogIsNotReplayed) {
+    // A stale entry from an earlier log GUID (offset 32), checksum intact.
+    expect_entry_ignored([](std::vector<uint8_t>& entry) {
+        entry[32] ^= 0x01;
+        reseal(entry);
+    });
+}
+
+TEST_F(VhdxReplayTest, GrowthThatMovesTheBatIsAtomic) {
+    qapi::OptionsTree o;
+    o.set("block_size", "1M");
+    ASSERT_TRUE(create_vhdx(path_, uint64_t{1} << 30, o).ok());
+    const std::vector<uint8_t> low(65536, 0x5a);
+    // Stopped once the log entry (region tables and size) is written, or
+    // once the new table is written but before the log: after replay the
+    // image is wholly grown, or wholly as before.
+    for (bool reach_log : {true, false}) {
+        SCOPED_TRACE(reach_log ? "stopped after the log entry" : "stopped before the log");
+        ASSERT_TRUE(create_vhdx(path_, uint64_t{1} << 30, o).ok());
+        {
+            auto blk = open_vhdx(path_, false);
+            ASSERT_TRUE(blk.ok());
+            ASSERT_TRUE((*blk)->pwrite(0, low.data(), low.size()).ok());
+        }
+        {
+            auto img = open_faulty(path_);
+            ASSERT_TRUE(img.ok()) << img.error().to_string();
+            if (reach_log) {
+                img->filter()->trip_offset = vhdx_node(*img->blk)->header().log_offset;
+                img->filter()->trip_length = vhdx_node(*img->blk)->header().log_length;
+            } else {
+                // The header updates of the session (2), then the table.
+                img->filter()->trip_after_writes = 3;
+            }
+            EXPECT_FALSE(img->blk->truncate(kGrownSize, true, Prealloc::kOff).ok());
+            EXPECT_TRUE(img->filter()->tripped);
+        }
+        for (bool read_only : {true, false}) {
+            auto blk = open_vhdx(path_, read_only);
+            ASSERT_TRUE(blk.ok()) << blk.error().to_string();
+            EXPECT_EQ((*blk)->length(), reach_log ? kGrownSize : uint64_t{1} << 30);
+            std::vector<uint8_t> got(65536);
+            ASSERT_TRUE((*blk)->pread(0, got.data(), got.size()).ok());
+            EXPECT_EQ(got, low);
+            CheckResult r;
+            ASSERT_TRUE(
+                run_sync([&] { return (*blk)->root()->co_check(r, CheckFix::kNone); }).ok());
+            EXPECT_EQ(r.corruptions, read_only && reach_log ? 1 : 0);  // 1: replay pending
+        }
+    }
 }
 
 }  // namespace
