@@ -100,6 +100,13 @@ nlohmann::ordered_json BlockNode::info_specific() {
     return nullptr;
 }
 
+Result<NodeInfo> BlockNode::get_info() {
+    if (is_filter()) {
+        if (BdrvChild* filtered = primary_child()) return filtered->node()->get_info();
+    }
+    return unsupported_error(driver_->name + ": no driver information");
+}
+
 // Like QEMU's bdrv_sum_allocated_file_size: what the storage children use.
 int64_t BlockNode::allocated_size() {
     int64_t total = -1;

@@ -108,6 +108,8 @@ class RawNode final : public BlockNode {
     }
 
     bool is_filter() const override { return !has_size_ && offset_ == 0; }
+    // QEMU's raw_get_info: whatever the file says, window or not.
+    Result<NodeInfo> get_info() override { return file_->node()->get_info(); }
 
   private:
     // Refuses a write that would make a probed raw image look like another
