@@ -482,7 +482,9 @@ Result<BlockStatus> co_node_block_status(BlockNode* node, uint64_t offset, uint6
     status.bytes = std::min(status.bytes - skipped, bytes);
     if (status.flags & kStatusOffsetValid) status.offset += skipped;
 
-    if (status.flags & (kStatusData | kStatusZero)) {
+    if (status.flags & kStatusFinal) {
+        status.flags &= ~(kStatusFinal | kStatusEof | kStatusRecurse);
+    } else if (status.flags & (kStatusData | kStatusZero)) {
         status.flags |= kStatusAllocated;
     } else if (node->driver().supports_backing) {
         BdrvChild* backing = node->backing();
