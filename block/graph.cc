@@ -305,6 +305,20 @@ Status co_reopen(BlockNode* node, bool read_only) {
     return {};
 }
 
+Status co_reopen_cache(BlockNode* node, bool cache_direct, bool cache_no_flush) {
+    for (const auto& edge : node->children())
+        if (!(edge->role() & kRoleCow))
+            TRY(co_reopen_cache(edge->node(), cache_direct, cache_no_flush));
+    OpenFlags flags = node->open_flags();
+    if (flags.cache_direct == cache_direct && flags.cache_no_flush == cache_no_flush) return {};
+    flags.cache_direct = cache_direct;
+    flags.cache_no_flush = cache_no_flush;
+    co_drain(node);
+    TRY(node->co_reopen(flags));
+    node->set_open_flags(flags);
+    return {};
+}
+
 // ---- Opening --------------------------------------------------------------------
 
 OpenContext::OpenContext(std::string filename, qapi::OptionsTree options, OpenFlags flags)
