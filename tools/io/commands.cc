@@ -259,6 +259,13 @@ const CmdInfo* find_command(const char* name) {
     return nullptr;
 }
 
+std::vector<std::string> command_names() {
+    std::vector<std::string> names;
+    for (const CmdInfo& cmd : table())
+        names.emplace_back(cmd.name);
+    return names;
+}
+
 int command_usage(const CmdInfo& cmd) {
     std::printf("%s %s -- %s\n", cmd.name, cmd.args ? cmd.args : "(null)", cmd.oneline);
     return -EINVAL;
