@@ -305,6 +305,20 @@ Status co_reopen(BlockNode* node, bool read_only) {
     return {};
 }
 
+Status co_reopen_cache(BlockNode* node, bool cache_direct, bool cache_no_flush) {
+    for (const auto& edge : node->children())
+        if (!(edge->role() & kRoleCow))
+            TRY(co_reopen_cache(edge->node(), cache_direct, cache_no_flush));
+    OpenFlags flags = node->open_flags();
+    if (flags.cache_direct == cache_direct && flags.cache_no_flush == cache_no_flush) return {};
+    flags.cache_direct = cache_direct;
+    flags.cache_no_flush = cache_no_flush;
+    co_drain(node);
+    TRY(node->co_reopen(flags));
+    node->set_open_flags(flags);
+    return {};
+}
+
 // ---- Opening --------------------------------------------------------------------
 
 OpenContext::OpenContext(std::string filename, qapi::OptionsTree options, OpenFlags flags)
@@ -384,13 +398,28 @@ Result<NodeRef> co_open_node(const std::string& filename_in, qapi::OptionsTree o
         driver = find_block_driver(*name);
         if (!driver) return invalid_argument("Unknown driver '" + *name + "'");
     }
+    // QEMU parses a protocol prefix only in a filename argument, never in
+    // a "filename" option (file.filename=a:b names the file "a:b").
+    bool filename_from_options = false;
     if (filename.empty()) {
         if (auto f = options.get("filename"); f && (!driver || driver->is_format())) {
             filename = *f;
             options.erase("filename");
+            filename_from_options = true;
         }
     }
-    if (!driver) driver = find_protocol_for_filename(filename);
+    // A protocol prefix picks the protocol; a format is still probed on top
+    // of it when one is wanted (QEMU opens "blkdebug::a.qcow2" and
+    // "null-co://" as qcow2/raw over the protocol node).
+    const BlockDriver* protocol = nullptr;
+    if (!driver && !filename_from_options) {
+        protocol = find_protocol_for_filename(filename);
+        if (!protocol) {
+            if (auto prefix = qapi::split_protocol_prefix(filename))
+                return invalid_argument("Unknown protocol '" + prefix->protocol + "'");
+        }
+        if (!probe) driver = protocol;
+    }
 
     std::vector<std::string> local_warnings;
     std::vector<std::string>* sink = warnings ? warnings : &local_warnings;
@@ -411,22 +440,29 @@ Result<NodeRef> co_open_node(const std::string& filename_in, qapi::OptionsTree o
         }
     }
     if (!driver) {
-        if (filename.empty())
+        // Without a name, a "file" subtree (json:{"file":{...}}) is the
+        // protocol node to probe.
+        const bool file_subtree = probe && options.has_subtree("file");
+        if (filename.empty() && !file_subtree)
             return invalid_argument("The 'file' block driver requires a file name");
-        const BlockDriver* file_driver = find_block_driver("file");
+        const BlockDriver* file_driver = protocol ? protocol : find_block_driver("file");
         if (!probe) {
             driver = file_driver;
         } else {
             // Open the protocol first, then let the formats look at its head.
             qapi::OptionsTree file_options = options.extract_subtree("file");
-            if (!file_options.has("driver")) file_options.set("driver", "file");
+            if (!file_options.has("driver") && !filename.empty())
+                file_options.set("driver", file_driver->name);
             ASSIGN_OR_RETURN(preopened_file,
                              co_open_node(filename, std::move(file_options), flags, false, sink));
             ASSIGN_OR_RETURN(std::vector<std::byte> head, co_read_head(preopened_file.get()));
-            driver = probe_format(head, filename);
+            const std::string probed_name =
+                filename.empty() ? preopened_file->filename() : filename;
+            driver = probe_format(head, probed_name);
             probed = true;
             // qemu-img and qemu-io warn only when the image may be written.
-            if (driver->name == "raw" && !flags.read_only) sink->push_back(probe_warning(filename));
+            if (driver->name == "raw" && !flags.read_only)
+                sink->push_back(probe_warning(probed_name));
         }
     }
     if (!driver->is_format() && !filename.empty() && !options.has("filename"))

@@ -133,6 +133,11 @@ Status remove_filter(BlockNode* filter);
 // Switches a node (and the storage children that follow it) between
 // read-only and read-write; permissions and file locks follow.
 Status co_reopen(BlockNode* node, bool read_only);
+// Changes cache.direct and cache.no-flush of a node and of the storage
+// children below it (QEMU's reopen: children inherit the cache options),
+// children first; a file node switches O_DIRECT on its descriptor. Stops at
+// the first node that refuses, leaving the ones above unchanged.
+Status co_reopen_cache(BlockNode* node, bool cache_direct, bool cache_no_flush);
 
 // Recomputes the cumulative permissions on `node` and tells it.
 Status refresh_permissions(BlockNode* node);

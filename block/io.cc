@@ -264,28 +264,54 @@ Status co_write_zero_buffers(BdrvChild* child, uint64_t offset, uint64_t bytes, 
 // driver-level COR write.
 Status co_copy_on_read(BlockNode* node, uint64_t offset, uint64_t bytes, IoVector& qiov,
                        uint32_t flags) {
-    const uint64_t align = alignment_of(node);
-    for (uint64_t pos = offset, end = offset + bytes; pos < end;) {
-        ASSIGN_OR_RETURN(BlockStatus status, co_node_block_status(node, pos, end - pos, false));
-        uint64_t n = std::min(status.bytes, end - pos);
-        if (n == 0) n = end - pos;  // beyond the end: reads as zeros below
-        n = std::min<uint64_t>(n, kMaxBounceChunk);
-        IoVector part = qiov.slice(pos - offset, n);
-        if (status.flags & kStatusAllocated || status.bytes == 0) {
-            TRY(co_preadv_tracked(node, pos, n, part, flags));
+    // QEMU's bdrv_round_to_subclusters: copy whole clusters, so that the
+    // format allocates them without reading the backing file again.
+    uint64_t align = alignment_of(node);
+    if (Result<NodeInfo> info = node->get_info();
+        info.ok() && info->cluster_size > 0 && info->cluster_size <= int64_t{1} << 30 &&
+        static_cast<uint64_t>(info->cluster_size) % align == 0)
+        align = static_cast<uint64_t>(info->cluster_size);
+    // Walk the cluster-aligned cover: unallocated runs are copied whole,
+    // allocated ones are only read (never overwritten with backing data),
+    // each limited to the bounce size (QEMU's MAX_BOUNCE_BUFFER).
+    const uint64_t want_end = offset + bytes;
+    const uint64_t cover_end = std::max(
+        want_end, std::min(align_up(want_end, align), align_up(node->size(), alignment_of(node))));
+    for (uint64_t pos = align_down(offset, align); pos < cover_end;) {
+        ASSIGN_OR_RETURN(BlockStatus status,
+                         co_node_block_status(node, pos, cover_end - pos, false));
+        const uint64_t n = std::min({status.bytes, cover_end - pos, kMaxBounceChunk});
+        const uint64_t copy_begin = std::max(pos, offset);
+        if (n == 0) {  // past the end of the image: reads as zeros
+            if (copy_begin < want_end) {
+                IoVector part = qiov.slice(copy_begin - offset, want_end - copy_begin);
+                TRY(co_preadv_tracked(node, copy_begin, want_end - copy_begin, part, flags));
+            }
+            break;
+        }
+        const uint64_t copy_end = std::min(pos + n, want_end);
+        if (status.flags & kStatusAllocated) {
+            if (copy_begin < copy_end) {
+                IoVector part = qiov.slice(copy_begin - offset, copy_end - copy_begin);
+                TRY(co_preadv_tracked(node, copy_begin, copy_end - copy_begin, part, flags));
+            }
         } else {
-            const uint64_t begin = align_down(pos, align);
-            const uint64_t stop = std::min(align_up(pos + n, align), align_up(node->size(), align));
-            AlignedBuffer bounce(stop - begin,
-                                 std::max<size_t>(node->limits().memory_alignment, 4096));
+            AlignedBuffer bounce(n, std::max<size_t>(node->limits().memory_alignment, 4096));
             IoVector biov = bounce.iov();
             {
-                RequestTracker tracker(node, begin, stop, true);
-                TRY(co_read_aligned(node, begin, stop - begin, biov, flags));
+                RequestTracker tracker(node, pos, pos + n, true);
+                TRY(co_read_aligned(node, pos, n, biov, flags));
                 node->co_debug_event(BlkdebugEvent::kCorWrite);
-                TRY(co_write_fragments(node, begin, stop - begin, biov, 0));
+                // All zeros: a zero write where the driver has one (QEMU
+                // does the same), so the copy stays sparse.
+                Status zeroed = unsupported_error("data");
+                if (biov.is_zero()) zeroed = node->co_pwrite_zeroes(pos, n, 0);
+                if (!zeroed.ok() && zeroed.error().kind != ErrorKind::kUnsupported) return zeroed;
+                if (!zeroed.ok()) TRY(co_write_fragments(node, pos, n, biov, 0));
             }
-            part.copy_from(0, bounce.data() + (pos - begin), n);
+            if (copy_begin < copy_end)
+                qiov.copy_from(copy_begin - offset, bounce.data() + (copy_begin - pos),
+                               copy_end - copy_begin);
         }
         pos += n;
     }
@@ -482,7 +508,9 @@ Result<BlockStatus> co_node_block_status(BlockNode* node, uint64_t offset, uint6
     status.bytes = std::min(status.bytes - skipped, bytes);
     if (status.flags & kStatusOffsetValid) status.offset += skipped;
 
-    if (status.flags & (kStatusData | kStatusZero)) {
+    if (status.flags & kStatusFinal) {
+        status.flags &= ~(kStatusFinal | kStatusEof | kStatusRecurse);
+    } else if (status.flags & (kStatusData | kStatusZero)) {
         status.flags |= kStatusAllocated;
     } else if (node->driver().supports_backing) {
         BdrvChild* backing = node->backing();

@@ -74,8 +74,14 @@ Status BlockNode::co_flush() {
 
 Result<BlockStatus> BlockNode::co_block_status(uint64_t offset, uint64_t bytes, bool want_zero) {
     if (is_filter()) {
-        if (BdrvChild* below = primary_child())
-            return co_node_block_status(below->node(), offset, bytes, want_zero);
+        if (BdrvChild* below = primary_child()) {
+            // QEMU's BDRV_BLOCK_RAW: the child decided allocation too (an
+            // unallocated qcow2 run stays unallocated above the filter).
+            ASSIGN_OR_RETURN(BlockStatus status,
+                             co_node_block_status(below->node(), offset, bytes, want_zero));
+            status.flags |= kStatusFinal;
+            return status;
+        }
     }
     BlockStatus status;
     status.bytes = bytes;
@@ -98,6 +104,13 @@ Status BlockNode::co_check(CheckResult&, CheckFix) {
 
 nlohmann::ordered_json BlockNode::info_specific() {
     return nullptr;
+}
+
+Result<NodeInfo> BlockNode::get_info() {
+    if (is_filter()) {
+        if (BdrvChild* filtered = primary_child()) return filtered->node()->get_info();
+    }
+    return unsupported_error(driver_->name + ": no driver information");
 }
 
 // Like QEMU's bdrv_sum_allocated_file_size: what the storage children use.

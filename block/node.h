@@ -24,6 +24,13 @@ class BdrvChild;
 struct BlockDriver;
 struct CheckResult;
 
+// What QEMU's bdrv_get_info reports: qemu-io's `info` prints it, and the
+// compress filter aligns requests to the cluster size.
+struct NodeInfo {
+    int64_t cluster_size = 0;
+    int64_t vm_state_offset = 0;
+};
+
 enum class CheckFix { kNone, kLeaks, kAll };
 
 class BlockNode {
@@ -96,6 +103,10 @@ class BlockNode {
     // (null when none) and the allocated size on the host (-1 when unknown).
     virtual nlohmann::ordered_json info_specific();
     virtual int64_t allocated_size();
+    // Cluster size and VM state offset. Default: a filter answers for its
+    // filtered child; other drivers have no answer (kUnsupported), as in
+    // QEMU's bdrv_get_info.
+    virtual Result<NodeInfo> get_info();
     // Called before the node is destroyed: write back caches and clean bits.
     // Errors are reported but the node closes anyway. Default: success.
     virtual Status co_close();

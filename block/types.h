@@ -70,6 +70,7 @@ enum BlockStatusFlag : uint32_t {
     kStatusCompressed = 1u << 4,   // stored compressed
     kStatusEof = 1u << 5,          // the range reaches the end of the node
     kStatusRecurse = 1u << 6,      // driver: ask `file` whether the mapped range is zero
+    kStatusFinal = 1u << 7,        // driver: a filtered child's answer, taken as it is
 };
 
 struct BlockStatus {

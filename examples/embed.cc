@@ -32,7 +32,10 @@ void on_complete(void* opaque, int ret) {
 int main(int argc, char** argv) {
     const char* image = argc > 1 ? argv[1] : "null-co://";
     coblock::qapi::OptionsTree options;
-    if (argc <= 1) options.set("read-zeroes", "on");
+    if (argc <= 1) {  // the null protocol itself, as QEMU wants it named
+        options.set("driver", "null-co");
+        options.set("read-zeroes", "on");
+    }
     auto blk = coblock::BlockBackend::open(image, options, coblock::OpenFlags{});
     if (!blk.ok()) {
         std::fprintf(stderr, "embed: %s\n", blk.error().message.c_str());

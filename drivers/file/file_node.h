@@ -68,6 +68,8 @@ class FileNode final : public BlockNode {
     nlohmann::ordered_json info_specific() override { return nullptr; }
     // st_blocks * 512.
     int64_t allocated_size() override;
+    // QEMU's file-posix answers with no cluster size and no VM state.
+    Result<NodeInfo> get_info() override { return NodeInfo{}; }
     // Read-only <-> read-write reopens the file with the new access mode and
     // moves the locks to the new descriptor; cache.direct changes switch
     // O_DIRECT and probe the alignment again.

@@ -93,7 +93,10 @@ Result<std::unique_ptr<BlockNode>> co_open_null(OpenContext& ctx) {
     if (!options.filename.empty() && options.filename != expected)
         return invalid_argument(std::string("The only allowed filename for this driver is '") +
                                 expected + "'");
-    return std::make_unique<NullNode>(kAio ? kNullAio : kNullCo, options, kAio);
+    auto node = std::make_unique<NullNode>(kAio ? kNullAio : kNullCo, options, kAio);
+    // QEMU's null_refresh_filename: the node is named by its protocol.
+    node->set_filename(expected);
+    return std::unique_ptr<BlockNode>(std::move(node));
 }
 
 void register_null_drivers() {

@@ -35,6 +35,9 @@ class QcowNode final : public BlockNode {
     Status co_pwritev(uint64_t offset, uint64_t bytes, IoVector& qiov, uint32_t flags) override;
     Result<BlockStatus> co_block_status(uint64_t offset, uint64_t bytes, bool want_zero) override;
     std::string backing_filename() const override { return backing_name_; }
+    Result<NodeInfo> get_info() override {
+        return NodeInfo{static_cast<int64_t>(geometry_.cluster_size()), 0};
+    }
 
     const Header& header() const { return header_; }
     const Geometry& geometry() const { return geometry_; }

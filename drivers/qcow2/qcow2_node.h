@@ -162,6 +162,13 @@ class Qcow2Node final : public BlockNode {
     Status co_close() override;
     Status co_reopen(const OpenFlags& flags) override;
     nlohmann::ordered_json info_specific() override;
+    // QEMU's qcow2_get_info: the VM state starts after the last L2 table's
+    // coverage of the virtual disk.
+    Result<NodeInfo> get_info() override {
+        const uint64_t coverage = geom_.l2_coverage();
+        return NodeInfo{static_cast<int64_t>(geom_.cluster_size()),
+                        static_cast<int64_t>((size() + coverage - 1) / coverage * coverage)};
+    }
     std::string backing_filename() const override { return image_.backing_file.value_or(""); }
     std::string backing_format() const override {
         return image_.extensions.backing_format.value_or("");

@@ -91,11 +91,14 @@ class RawNode final : public BlockNode {
     Result<BlockStatus> co_block_status(uint64_t offset, uint64_t bytes, bool want_zero) override {
         ASSIGN_OR_RETURN(BlockStatus status,
                          co_node_block_status(file_->node(), offset_ + offset, bytes, want_zero));
-        status.flags &= ~(kStatusEof | kStatusAllocated);
         if (status.bytes == 0) {  // beyond the file's end: reads return zeros
             status.bytes = bytes;
             status.flags = kStatusZero;
+            return status;
         }
+        // QEMU's BDRV_BLOCK_RAW: the file's answer, allocation included (raw
+        // over an unallocated qcow2 run is unallocated too).
+        status.flags = (status.flags & ~kStatusEof) | kStatusFinal;
         return status;
     }
 
@@ -108,6 +111,8 @@ class RawNode final : public BlockNode {
     }
 
     bool is_filter() const override { return !has_size_ && offset_ == 0; }
+    // QEMU's raw_get_info: whatever the file says, window or not.
+    Result<NodeInfo> get_info() override { return file_->node()->get_info(); }
 
   private:
     // Refuses a write that would make a probed raw image look like another

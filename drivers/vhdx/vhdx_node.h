@@ -45,6 +45,10 @@ class VhdxNode final : public BlockNode {
     Status co_flush() override;
     Status co_close() override;
     nlohmann::ordered_json info_specific() override { return nullptr; }  // QEMU 7.2 prints none
+    // QEMU's vhdx_get_info: the payload block size as the cluster size.
+    Result<NodeInfo> get_info() override {
+        return NodeInfo{static_cast<int64_t>(geometry_.block_size), 0};
+    }
     std::string backing_filename() const override { return backing_name_; }
     std::string backing_format() const override { return has_parent() ? "vhdx" : ""; }
 

@@ -162,15 +162,6 @@ BlockNode* debug_root() {
     return shell().blk ? shell().blk->root() : nullptr;
 }
 
-// The same walk as block/debug_event.h: down primary children.
-bool debug_breakpoint_node_exists(BlockNode* node) {
-    while (node && !node->is_debug_node()) {
-        BdrvChild* next = node->primary_child();
-        node = next ? next->node() : nullptr;
-    }
-    return node != nullptr;
-}
-
 int break_f(int, char** argv) {
     Status s = debug_breakpoint(debug_root(), argv[1], argv[2]);
     if (!s.ok()) {
@@ -201,11 +192,11 @@ int resume_f(int, char** argv) {
 }
 
 // Runs the loop until a request is suspended with the tag. Like qemu-io
-// this never returns if none ever is; without any blkdebug node (nothing
-// can ever suspend) it fails at once instead of hanging.
+// 7.2 this never returns if none ever is, even when no blkdebug node exists
+// (qemu-io then waits in aio_poll until killed; outstanding AIO still
+// completes and reports meanwhile).
 int wait_break_f(int, char** argv) {
     BlockNode* root = debug_root();
-    if (!debug_breakpoint_node_exists(root)) return -ENOTSUP;
     EventLoop& loop = EventLoop::current();
     while (!debug_is_suspended(root, argv[1]))
         loop.poll(true);
@@ -266,6 +257,13 @@ const CmdInfo* find_command(const char* name) {
             return &cmd;
     }
     return nullptr;
+}
+
+std::vector<std::string> command_names() {
+    std::vector<std::string> names;
+    for (const CmdInfo& cmd : table())
+        names.emplace_back(cmd.name);
+    return names;
 }
 
 int command_usage(const CmdInfo& cmd) {

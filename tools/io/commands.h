@@ -67,6 +67,8 @@ int run_command_line(const std::string& line);
 // "name args -- oneline" on stdout; returns -EINVAL (qemuio_command_usage).
 int command_usage(const CmdInfo& cmd);
 const CmdInfo* find_command(const char* name);
+// The command names in table order (for tab completion).
+std::vector<std::string> command_names();
 
 // I/O buffers as qemu-io's qemu_io_alloc: `length` bytes filled with
 // `pattern` (0xab for reads, 0xcd for writes), 4 KiB aligned unless -m.

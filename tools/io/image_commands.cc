@@ -56,24 +56,6 @@ BlockBackend& blk() {
     return *shell().blk;
 }
 
-// What QEMU's bdrv_get_info answers, for the drivers coblock has: raw and
-// filters ask their child, file answers zeros, others (null-co) have no
-// answer (ENOTSUP, which makes `info` fail silently after the name).
-// TODO(qcow2, vhdx): needs a cluster-size/vm-state-offset hook in BlockNode.
-int get_info(BlockNode* node, int64_t* cluster_size, int64_t* vm_state_offset) {
-    const std::string& name = node->driver().name;
-    if (name == "file" || name == "host_device" || name == "host_cdrom") {
-        *cluster_size = 0;
-        *vm_state_offset = 0;
-        return 0;
-    }
-    if (name == "raw" || node->is_filter()) {
-        BdrvChild* child = node->primary_child();
-        if (child) return get_info(child->node(), cluster_size, vm_state_offset);
-    }
-    return -ENOTSUP;
-}
-
 // QEMU's bdrv_image_info_specific_dump: nested objects indented by four
 // spaces, '-' in keys shown as ' '.
 void dump_specific(const nlohmann::ordered_json& value, int indent) {
@@ -101,11 +83,12 @@ int info_f(int, char**) {
     // so qemu-io names it twice.
     if (node->driver().kind == DriverKind::kProtocol)
         std::printf("format name: %s\n", node->driver().name.c_str());
-    int64_t cluster_size = 0, vm_state_offset = 0;
-    int ret = get_info(node, &cluster_size, &vm_state_offset);
-    if (ret) return ret;
-    std::printf("cluster size: %s\n", cvtstr(static_cast<double>(cluster_size)).c_str());
-    std::printf("vm state offset: %s\n", cvtstr(static_cast<double>(vm_state_offset)).c_str());
+    // Without driver information qemu-io's info fails silently here.
+    Result<NodeInfo> info = node->get_info();
+    if (!info.ok()) return -info.error().as_errno();
+    std::printf("cluster size: %s\n", cvtstr(static_cast<double>(info->cluster_size)).c_str());
+    std::printf("vm state offset: %s\n",
+                cvtstr(static_cast<double>(info->vm_state_offset)).c_str());
     nlohmann::ordered_json specific = node->info_specific();
     if (!specific.is_null()) {
         std::printf("Format specific information:\n");

@@ -19,6 +19,7 @@
 #include "block/driver.h"
 #include "coroutine/event_loop.h"
 #include "tools/io/commands.h"
+#include "tools/io/line_editor.h"
 #include "tools/io/object.h"
 #include "tools/io/open_image.h"
 #include "tools/io/report.h"
@@ -95,6 +96,8 @@ bool command_loop(const std::vector<const char*>& commands) {
         return failed;
     }
     EventLoop& loop = EventLoop::current();
+    // By hand: line editing, history and completion (libedit).
+    if (isatty(STDIN_FILENO)) return run_interactive_loop(loop);
     char line[kMaxLine];
     while (!shell().quit) {
         std::printf("%s> ", program_name());

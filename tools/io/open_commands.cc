@@ -193,11 +193,31 @@ bool option_unchanged(BlockNode* node, const std::string& key, const std::string
     *leaf = rest;
     // A protocol's filename may come from the name rather than an option.
     if (rest == "filename" && node->filename() == text) return true;
-    const nlohmann::ordered_json& opts = node->options_json();
-    if (!opts.is_object() || !opts.contains(rest)) return false;
-    const auto& v = opts[rest];
-    if (v.is_string()) return v.get<std::string>() == text;
-    return v.dump() == text;
+    // The options are kept crumpled ("inject-error.0.event" is
+    // {"inject-error": [{"event": ...}]}): follow the key's parts.
+    const nlohmann::ordered_json* v = &node->options_json();
+    std::string path = rest;
+    while (!path.empty()) {
+        if (v->is_object() && v->contains(path)) {  // kept flat (see to_json)
+            v = &(*v)[path];
+            break;
+        }
+        size_t dot = path.find('.');
+        std::string part = path.substr(0, dot);
+        path = dot == std::string::npos ? "" : path.substr(dot + 1);
+        if (v->is_object() && v->contains(part)) {
+            v = &(*v)[part];
+        } else if (v->is_array() && !part.empty() &&
+                   part.find_first_not_of("0123456789") == std::string::npos &&
+                   std::stoul(part) < v->size()) {
+            v = &(*v)[std::stoul(part)];
+        } else {
+            return false;
+        }
+    }
+    if (v->is_string()) return v->get<std::string>() == text;
+    if (v->is_object() || v->is_array()) return false;
+    return v->dump() == text;
 }
 
 // Switches read-only/read-write and the device's writethrough mode. Other
@@ -261,7 +281,10 @@ int reopen_f(int argc, char** argv) {
                 error_report(value.error().message);
                 return -EINVAL;
             }
-            if (std::string(key) == "cache.no-flush") cache_flags.cache_no_flush = *value;
+            if (std::string(key) == "cache.no-flush")
+                cache_flags.cache_no_flush = *value;
+            else
+                cache_flags.cache_direct = *value;
             options->erase(key);
         }
         // Accepted as QEMU does; they only take effect for new requests.
@@ -282,13 +305,17 @@ int reopen_f(int argc, char** argv) {
                      "' cannot support read-write users");
         return -EINVAL;
     }
-    if (cache_flags.cache_no_flush != blk.root()->open_flags().cache_no_flush) {
-        for (BlockNode* node = blk.root(); node;) {
-            OpenFlags f = node->open_flags();
-            f.cache_no_flush = cache_flags.cache_no_flush;
-            node->set_open_flags(f);
-            BdrvChild* next = node->primary_child();
-            node = next ? next->node() : nullptr;
+    // cache.direct really switches O_DIRECT on the files below (-c none
+    // too); the node's flags follow only when every node accepted.
+    {
+        blk.drain();
+        Status s = run_sync(blk.loop(), [&] {
+            return co_reopen_cache(blk.root(), cache_flags.cache_direct,
+                                   cache_flags.cache_no_flush);
+        });
+        if (!s.ok()) {
+            error_report(s.error().message);
+            return -EINVAL;
         }
     }
     if (read_only != blk.root()->read_only()) {

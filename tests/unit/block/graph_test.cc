@@ -61,8 +61,9 @@ TEST(Registry, RegisteredDriverNames) {
     // Every driver linked into the library, in name order. A new driver
     // folder adds its name here: registration is by static constructor, and
     // this is the check that none was dropped by the linker.
-    EXPECT_EQ(names, (std::vector<std::string>{"blkdebug", "file", "host_device", "null-aio",
-                                               "null-co", "qcow", "qcow2", "raw", "vhdx"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"blkdebug", "compress", "copy-on-read", "file",
+                                               "host_device", "null-aio", "null-co", "qcow",
+                                               "qcow2", "raw", "vhdx"}));
     EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
 }
 

@@ -64,7 +64,15 @@ TEST_F(FileDriverTest, RegisteredAsProtocols) {
 
 TEST_F(FileDriverTest, FilePrefixAndPlainOptions) {
     make_file(path_, 65536);
-    auto blk = BlockBackend::open("file:" + path_, {}, OpenFlags{});
+    // Without a driver the prefix picks the protocol and a format is probed
+    // on top (raw here, as QEMU); with driver=file the node is the file.
+    auto probed = BlockBackend::open("file:" + path_, {}, OpenFlags{});
+    ASSERT_TRUE(probed.ok()) << probed.error().to_string();
+    EXPECT_EQ((*probed)->root()->driver().name, "raw");
+    probed->reset();
+    qapi::OptionsTree as_protocol;
+    as_protocol.set("driver", "file");
+    auto blk = BlockBackend::open("file:" + path_, as_protocol, OpenFlags{});
     ASSERT_TRUE(blk.ok()) << blk.error().to_string();
     ASSERT_NE(file_node(**blk), nullptr);
     EXPECT_EQ((*blk)->root()->filename(), path_);
