@@ -164,13 +164,34 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
     // refcount structures rebuilt, which only -r all does; -r leaks then
     // fails the check (after reporting) and repairs nothing.
     bool rebuild = false;
-    for (uint64_t i = 0; i < limit || i < std::min<uint64_t>(covered, rc.file_clusters); ++i) {
+    const uint64_t end = std::max<uint64_t>(limit, std::min<uint64_t>(covered, rc.file_clusters));
+    if (fix != CheckFix::kNone) {
+        // When repairing, QEMU's qcow2_check_refcounts compares twice: a
+        // first pass only reports ("Leaked" / "ERROR"), the second repairs.
+        for (uint64_t i = 0; i < end; ++i) {
+            const uint64_t ref = i < rc.refs.size() ? rc.refs[i] : 0;
+            ASSIGN_OR_RETURN(uint64_t stored, get_refcount(i));
+            if (stored == ref) continue;
+            if (stored == 0) rebuild = true;
+            std::fprintf(stderr,
+                         "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
+                         stored > ref ? "Leaked" : "ERROR", i, stored, ref);
+        }
+        // Repairing leaks only cannot help a used cluster whose refcount is
+        // 0: QEMU stops here, before the second pass writes anything.
+        if (rebuild && fix == CheckFix::kLeaks) {
+            std::fprintf(stderr, "ERROR need to rebuild refcount structures\n");
+            result.check_errors++;
+            return Error{ErrorKind::kIo, EIO, "qcow2: need to rebuild refcount structures",
+                         std::nullopt};
+        }
+    }
+    for (uint64_t i = 0; i < end; ++i) {
         const uint64_t ref = i < rc.refs.size() ? rc.refs[i] : 0;
         ASSIGN_OR_RETURN(uint64_t stored, get_refcount(i));
         if (ref > 0 || stored > 0) highest = static_cast<int64_t>(i);
         if (stored == ref) continue;
         const bool leak = stored > ref;
-        if (stored == 0) rebuild = true;
         const bool repair = leak ? fix != CheckFix::kNone : fix == CheckFix::kAll;
         std::fprintf(stderr, "%s cluster %" PRIu64 " refcount=%" PRIu64 " reference=%" PRIu64 "\n",
                      repair ? "Repairing" : (leak ? "Leaked" : "ERROR"), i, stored, ref);
@@ -212,13 +233,6 @@ Status Qcow2Node::co_check(CheckResult& result, CheckFix fix) {
             result.leaks_fixed++;
         else
             result.corruptions_fixed++;
-    }
-
-    if (rebuild && fix == CheckFix::kLeaks) {
-        std::fprintf(stderr, "ERROR need to rebuild refcount structures\n");
-        result.check_errors++;
-        return Error{ErrorKind::kIo, EIO, "qcow2: need to rebuild refcount structures",
-                     std::nullopt};
     }
 
     // COPIED flags of the active tables (refcount 1 <=> flag).

@@ -155,9 +155,19 @@ Result<std::optional<std::vector<std::byte>>> co_compress_cluster(uint8_t type,
 Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qiov) {
     const uint64_t cs = geom_.cluster_size();
     if (bytes == 0) return extend_file_to_sector();
-    if (!geom_.is_cluster_aligned(offset) || (bytes != cs && offset + bytes != size()) ||
-        bytes > cs)
+    if (!geom_.is_cluster_aligned(offset) ||
+        (!geom_.is_cluster_aligned(bytes) && offset + bytes != size()))
         return invalid_argument("qcow2: compressed writes must cover whole clusters");
+    if (bytes > cs) {
+        // Several clusters: compressed one by one, as QEMU's
+        // qcow2_co_pwritev_compressed_part splits them.
+        for (uint64_t pos = 0; pos < bytes; pos += cs) {
+            const uint64_t n = std::min(cs, bytes - pos);
+            IoVector part = qiov.slice(pos, n);
+            TRY(write_compressed(offset + pos, n, part));
+        }
+        return {};
+    }
     const uint64_t ticket = compressed_ticket_next_++;
     std::vector<std::byte> buf(cs);
     qiov.copy_to(0, buf.data(), bytes);

@@ -26,13 +26,10 @@ QEMU_IO=$(command -v qemu-io || true)
 # reported as TAP TODO, they do not fail the run. Remove an entry once its
 # driver matches qemu-img 7.2.
 declare -A KNOWN=(
-    [check-repair-leaks]="qcow2 driver: with -r leaks it prints only 'Repairing cluster', not the 'Leaked cluster' line first"
-    [check-corrupt-repair-leaks]="qcow2 driver: -r leaks with a refcount below the references must fail (ERROR need to rebuild refcount structures, EIO)"
     [check-vhdx]="vhdx driver: fills cluster statistics; QEMU 7.2's vhdx check prints none"
     [check-vhdx-json]="vhdx driver: fills cluster statistics; QEMU 7.2's vhdx check prints none"
     [map-vhdx]="vhdx driver: reports host offsets in block status; QEMU 7.2's vhdx does not"
     [map-vhdx-json]="vhdx driver: reports host offsets in block status; QEMU 7.2's vhdx does not"
-    [map-vhdx-fixed-json]="vhdx driver: reports fixed-image blocks as zero; QEMU 7.2 says data"
     [resize-vhdx]="vhdx driver: supports resize; QEMU 7.2's vhdx has no truncate"
     [check-io-error]="qcow2 driver: check reads L2 tables without the l2_load debug event, so blkdebug cannot fail them (QEMU: 'Check failed: Input/output error', exit 1)"
 )

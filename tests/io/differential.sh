@@ -29,9 +29,6 @@ TEST_DIR=$work
 # Cases whose difference is known and lies in a driver coblock-io does not
 # own ("FORMAT/CASE"): compared and shown, but not counted as failures.
 known_differences=(
-    # qcow2: QEMU 7.2 writes a multi-cluster compressed request cluster by
-    # cluster; coblock's qcow2 refuses it with EINVAL.
-    "qcow2/compressed"
     # vhdx: QEMU 7.2 has no zero-write hook for vhdx, so 'write -z -n'
     # fails with ENOTSUP; coblock's vhdx writes zeros natively.
     "vhdx/zero"
