@@ -451,9 +451,13 @@ Status QcowNode::co_pwritev_compressed(uint64_t offset, uint64_t bytes, IoVector
                          std::to_string(offset) + " is not one whole cluster (" +
                          std::to_string(cluster_size) + " bytes)",
                      std::nullopt};
+    // Clusters compress in parallel on the thread pool but are appended in
+    // arrival order, so convert -c lays them out as qemu-img does.
+    const uint64_t ticket = compressed_order_.take_ticket();
     std::vector<std::byte> plain(cluster_size);
     qiov.copy_to(0, plain.data(), bytes);
     std::optional<std::vector<std::byte>> compressed = co_compress_cluster(plain);
+    CoSequencer::Turn turn = compressed_order_.wait_turn(ticket);
     if (!compressed) return co_pwritev(offset, bytes, qiov, 0);
 
     CoMutexGuard guard(lock_);

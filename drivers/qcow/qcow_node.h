@@ -16,6 +16,7 @@
 #include "block/graph.h"
 #include "block/node.h"
 #include "coroutine/co_mutex.h"
+#include "coroutine/co_sequencer.h"
 #include "drivers/qcow/qcow_l2_cache.h"
 #include "formats/qcow/qcow_header.h"
 #include "formats/qcow/qcow_tables.h"
@@ -83,6 +84,9 @@ class QcowNode final : public BlockNode {
     std::string backing_name_;
     bool encrypted_ = false;
     CoMutex lock_;
+    // Compressed clusters are appended in the order their writes arrived
+    // (see co_pwritev_compressed).
+    CoSequencer compressed_order_;
     L2Cache l2_cache_;
     // The last decompressed cluster, keyed by the compressed data's offset
     // (QEMU's cluster_cache); any write invalidates it.

@@ -168,26 +168,14 @@ Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qi
         }
         return {};
     }
-    const uint64_t ticket = compressed_ticket_next_++;
+    const uint64_t ticket = compressed_order_.take_ticket();
     std::vector<std::byte> buf(cs);
     qiov.copy_to(0, buf.data(), bytes);
     Result<std::optional<std::vector<std::byte>>> compressed =
         co_compress_cluster(image_.header.compression_type, buf.data(), cs, cs - 1);
     // Our turn to allocate; it passes on once our bytes are taken, or on
     // any early return.
-    while (compressed_turn_ != ticket)
-        compressed_turn_waiters_.co_wait();
-    struct Turn {
-        Qcow2Node* node;
-        explicit Turn(Qcow2Node* n) : node(n) {}
-        Turn(const Turn&) = delete;
-        Turn& operator=(const Turn&) = delete;
-        ~Turn() {
-            ++node->compressed_turn_;
-            node->compressed_turn_waiters_.wake_all();
-        }
-    };
-    std::optional<Turn> turn(std::in_place, this);
+    CoSequencer::Turn turn = compressed_order_.wait_turn(ticket);
     if (!compressed) return compressed.error();
     std::optional<std::vector<std::byte>>& packed = *compressed;
     if (!packed) {
@@ -212,7 +200,7 @@ Status Qcow2Node::write_compressed(uint64_t offset, uint64_t bytes, IoVector& qi
                          std::nullopt};
         ASSIGN_OR_RETURN(host, alloc_compressed_bytes(len));
     }
-    turn.reset();
+    turn.release();
     Status st = check_overlap(0, host, len);
     if (st.ok()) {
         ::coblock::co_debug_event(file_, BlkdebugEvent::kWriteCompressed);

@@ -36,6 +36,7 @@
 #include "block/node.h"
 #include "coroutine/co_mutex.h"
 #include "coroutine/co_queue.h"
+#include "coroutine/co_sequencer.h"
 #include "formats/qcow2/image_header.h"
 #include "formats/qcow2/l2_entry.h"
 #include "formats/qcow2/snapshot.h"
@@ -314,9 +315,7 @@ class Qcow2Node final : public BlockNode {
     uint64_t free_byte_refcount_ = 0;
     // Compressed writes take a ticket on arrival and allocate in ticket order
     // (see write_compressed).
-    uint64_t compressed_ticket_next_ = 0;
-    uint64_t compressed_turn_ = 0;
-    CoQueue compressed_turn_waiters_;
+    CoSequencer compressed_order_;
     std::vector<std::pair<uint64_t, uint64_t>> pending_discards_;
     CoMutex lock_;
     AllocRanges alloc_ranges_;

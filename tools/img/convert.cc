@@ -452,7 +452,8 @@ int img_convert(int argc, char** argv) {
             return 1;
         }
         config.cluster_sectors = facts.cluster_size / kSector;
-        config.compressed_starts_in_order = dst->root()->driver().name == "qcow2";
+        config.compressed_starts_in_order =
+            dst->root()->driver().name == "qcow2" || dst->root()->driver().name == "qcow";
     }
     config.alignment = std::max<int64_t>(
         {pow2floor(std::max<int64_t>(config.min_sparse, 1)),

@@ -34,7 +34,7 @@ struct ConvertConfig {
     bool salvage = false;    // --salvage: unreadable sectors become zeros
     bool quiet = false;      // -q: no salvage warnings
     int64_t rate_limit = 0;  // -r: target write bytes per second, 0 = none
-    // -c to qcow2: writes are ordered by arrival in the driver (see co_worker).
+    // -c to qcow2 or qcow: writes are ordered by arrival in the driver (see co_worker).
     bool compressed_starts_in_order = false;
 };
 
