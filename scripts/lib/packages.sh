@@ -16,6 +16,7 @@ COBLOCK_DEB_PACKAGES=(
   nlohmann-json3-dev zlib1g-dev libzstd-dev libedit-dev
   # tests, benchmarks, fuzzing, interop
   libgtest-dev libgmock-dev libbenchmark-dev afl++ qemu-utils
+  groff-base        # tests/io/manpage.sh renders the man page
 )
 
 # Print the packages of "$@" that dpkg does not have installed.
