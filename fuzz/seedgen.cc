@@ -314,6 +314,47 @@ void qcow2_seeds() {
     }
 }
 
+// Bitmap directory entries, big-endian as qcow2.txt lays them out (there is
+// no encoder: coblock only reads bitmaps). The harness takes nb_bitmaps
+// from the first two bytes (little-endian).
+void be(Bytes& b, uint64_t v, int bytes) {
+    for (int i = bytes - 1; i >= 0; --i)
+        b.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xff));
+}
+Bytes bitmap_entry(const std::string& name, uint32_t flags, uint8_t granularity_bits,
+                   const Bytes& extra = {}) {
+    Bytes e;
+    be(e, 0x50000, 8);  // bitmap table offset
+    be(e, 1, 4);        // bitmap table size
+    be(e, flags, 4);
+    be(e, 1, 1);  // type: dirty tracking
+    be(e, granularity_bits, 1);
+    be(e, name.size(), 2);
+    be(e, extra.size(), 4);
+    append(e, extra);
+    for (char c : name)
+        e.push_back(static_cast<std::byte>(c));
+    while (e.size() % 8)
+        e.push_back(std::byte{0});
+    return e;
+}
+void qcow2_bitmap_seeds() {
+    const auto directory = [](uint16_t n, std::initializer_list<Bytes> entries) {
+        Bytes d;
+        le<uint16_t>(d, n);
+        for (const Bytes& e : entries)
+            append(d, e);
+        return d;
+    };
+    put("qcow2_bitmap_directory", "empty", directory(0, {}));
+    put("qcow2_bitmap_directory", "one", directory(1, {bitmap_entry("bitmap0", 2, 16)}));
+    put("qcow2_bitmap_directory", "two-extra",
+        directory(2, {bitmap_entry("a", 1, 16),
+                      bitmap_entry("second-bitmap", 4, 9, Bytes(4, std::byte{0x5a}))}));
+    put("qcow2_bitmap_directory", "long-name",
+        directory(1, {bitmap_entry(std::string(1023, 'n'), 2, 31)}));
+}
+
 // ---- vhdx ------------------------------------------------------------------
 
 vhdx::Guid guid(uint8_t seed) {
@@ -528,6 +569,7 @@ int main(int argc, char** argv) {
     g_out = argv[1];
     qcow_seeds();
     qcow2_seeds();
+    qcow2_bitmap_seeds();
     vhdx_seeds();
     raw_seeds();
     std::printf("seedgen: wrote %d seeds under %s\n", g_written, argv[1]);
