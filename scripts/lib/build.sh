@@ -39,7 +39,9 @@ COBLOCK_PLAIN_OPTS=(--buildtype=debugoptimized -Db_sanitize=none -Db_lundef=true
 # sanitizers; g++ does not mind it. -O1 with line tables only (-g1) compiles
 # in about half the time of -O2 -g, which is most of CI's budget; ASan
 # recommends -O1 anyway, and reports still carry file:line. Benchmarks are
-# not built there: nothing runs them under sanitizers.
+# not built there (nothing runs them under sanitizers), nor the fuzz replay
+# programs: the CI fuzz stage (fuzz/ci.sh) runs every corpus entry under
+# ASan+UBSan+LSan in its AFL++ build.
 # shellcheck disable=SC2034
 COBLOCK_ASAN_OPTS=(-Doptimization=1 -Ddebug=false -Dcpp_args=-g1 '-Db_sanitize=address,undefined'
-                   -Db_lundef=false -Dtests=true -Dbenchmarks=disabled)
+                   -Db_lundef=false -Dtests=true -Dbenchmarks=disabled -Dfuzzing=false)
