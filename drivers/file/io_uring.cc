@@ -1,6 +1,7 @@
 // io_uring in coroutines (QEMU's block/io_uring.c): an SQE per request, on
-// the submitting coroutine's stack, submitted at once; the ring's eventfd
-// wakes the loop, which hands each CQE back to its coroutine.
+// the submitting coroutine's stack, queued and submitted by a bottom half
+// with every other SQE queued in the same loop iteration; the ring's
+// eventfd wakes the loop, which hands each CQE back to its coroutine.
 #ifdef COBLOCK_HAVE_IO_URING
 
 #include "drivers/file/io_uring.h"
@@ -23,6 +24,8 @@ PerLoop<IoUring>& registry() {
 
 struct IoUring::Request {
     Coroutine* waiter = nullptr;
+    struct io_uring_sqe* sqe = nullptr;  // while not yet submitted
+    Request* next_unsubmitted = nullptr;
     long result = 0;
     bool done = false;
 };
@@ -44,7 +47,8 @@ Result<std::shared_ptr<IoUring>> IoUring::acquire(EventLoop& loop) {
     });
 }
 
-IoUring::IoUring(EventLoop& loop, int event_fd) : loop_(loop), ring_{}, event_fd_(event_fd) {}
+IoUring::IoUring(EventLoop& loop, int event_fd)
+    : loop_(loop), ring_{}, event_fd_(event_fd), submit_bh_(loop, [this] { submit_queued(); }) {}
 
 IoUring::~IoUring() {
     if (event_fd_ >= 0) {
@@ -61,13 +65,14 @@ long IoUring::co_submit(Op op, int fd, const iovec* iov, int iovcnt, uint64_t of
         slot_waiters_.push_back(Coroutine::self());
         yield();
     }
-    // Every SQE is submitted right away and in_flight_ < depth, so the
-    // submission queue always has room here.
+    // in_flight_ < depth counts every SQE handed out, so the submission
+    // queue has room here.
     struct io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) return -EAGAIN;
 
     Request req;
     req.waiter = Coroutine::self();
+    req.sqe = sqe;
     switch (op) {
         case Op::kRead:
             io_uring_prep_readv2(sqe, fd, iov, static_cast<unsigned>(iovcnt), offset, rw_flags);
@@ -81,17 +86,48 @@ long IoUring::co_submit(Op op, int fd, const iovec* iov, int iovcnt, uint64_t of
     }
     io_uring_sqe_set_data(sqe, &req);
     ++in_flight_;
-    if (int ret = io_uring_submit(&ring_); ret < 0) {
-        // The kernel did not take the SQE, but it stays in the queue and a
-        // later submit would pass it on: make it a no-op nobody waits for
-        // (its CQE is still counted), since `req` dies with this frame.
-        io_uring_prep_nop(sqe);
-        io_uring_sqe_set_data(sqe, nullptr);
-        return ret;
-    }
+    // One io_uring_enter for all requests queued in this loop iteration
+    // (typically the ones the completions just processed let through).
+    if (unsubmitted_tail_)
+        unsubmitted_tail_->next_unsubmitted = &req;
+    else
+        unsubmitted_head_ = &req;
+    unsubmitted_tail_ = &req;
+    submit_bh_.schedule();
     while (!req.done)
         yield();
     return req.result;
+}
+
+void IoUring::submit_queued() {
+    // A woken coroutine may close the last node using this ring.
+    std::shared_ptr<IoUring> keep = shared_from_this();
+    const int ret = io_uring_submit(&ring_);
+    // The kernel takes SQEs in queue order: the first `ret` are its now.
+    for (int taken = 0; taken < ret && unsubmitted_head_; ++taken) {
+        Request* req = unsubmitted_head_;
+        unsubmitted_head_ = req->next_unsubmitted;
+        req->sqe = nullptr;
+    }
+    if (!unsubmitted_head_) {
+        unsubmitted_tail_ = nullptr;
+        return;
+    }
+    // The kernel refused the rest. Their SQEs stay in the queue and a later
+    // submit would pass them on: make them no-ops nobody waits for (their
+    // CQEs are still counted), since each request dies with its coroutine's
+    // frame, and fail the requests (-EAGAIN sends them to the thread pool).
+    Request* failed = unsubmitted_head_;
+    unsubmitted_head_ = unsubmitted_tail_ = nullptr;
+    while (failed) {
+        Request* req = failed;
+        failed = req->next_unsubmitted;
+        io_uring_prep_nop(req->sqe);
+        io_uring_sqe_set_data(req->sqe, nullptr);
+        req->result = ret < 0 ? ret : -EAGAIN;
+        req->done = true;
+        wake(req->waiter);  // may queue new requests: the list is detached
+    }
 }
 
 void IoUring::process_completions() {

@@ -35,12 +35,12 @@ class IoUring : public std::enable_shared_from_this<IoUring> {
     IoUring(const IoUring&) = delete;
     IoUring& operator=(const IoUring&) = delete;
 
-    // Submits one operation at once and parks the calling coroutine until
-    // it completes; the request lives on the caller's stack (no allocation).
-    // kRead/kWrite use `iov`, which must stay valid until then; kFdatasync
-    // ignores iov and offset. `rw_flags` are RWF_* bits. Returns the bytes
-    // transferred (0 for kFdatasync) or -errno, raw. -EAGAIN means the
-    // kernel refused the submission: use another path.
+    // Queues one operation for submission at the end of this loop
+    // iteration and parks the calling coroutine until it completes; the request lives on the
+    // caller's stack (no allocation). kRead/kWrite use `iov`, which must stay valid until then;
+    // kFdatasync ignores iov and offset. `rw_flags` are RWF_* bits. Returns the bytes transferred
+    // (0 for kFdatasync) or -errno, raw. -EAGAIN means the kernel refused the submission: use
+    // another path.
     long co_submit(Op op, int fd, const iovec* iov, int iovcnt, uint64_t offset, int rw_flags);
 
     unsigned in_flight() const { return in_flight_; }
@@ -49,12 +49,16 @@ class IoUring : public std::enable_shared_from_this<IoUring> {
     struct Request;
 
     IoUring(EventLoop& loop, int event_fd);
+    void submit_queued();
     void process_completions();
 
     EventLoop& loop_;
     struct io_uring ring_;
     int event_fd_;
-    unsigned in_flight_ = 0;  // submitted SQEs whose CQE has not been seen
+    unsigned in_flight_ = 0;               // SQEs handed out whose CQE has not been seen
+    Request* unsubmitted_head_ = nullptr;  // queued SQEs, in queue order
+    Request* unsubmitted_tail_ = nullptr;
+    BottomHalf submit_bh_;
     CoroutineList slot_waiters_;
 };
 

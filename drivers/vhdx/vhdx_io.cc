@@ -259,6 +259,14 @@ Status VhdxNode::co_log_and_apply(const std::vector<SectorUpdate>& updates) {
     size_t next = 0;
     while (next < updates.size()) {
         // As many updates as fit in one entry that fills at most the log.
+        // Updates that need more entries are applied in order, and a crash
+        // between entries keeps a prefix. Callers order updates so that
+        // every prefix is consistent: sector bitmaps before the BAT entries
+        // that make blocks partially present (co_commit), and a grow's new
+        // BAT entries (past the old entry count, unread at the old size)
+        // before the size item. Only a request larger than the log splits
+        // (at the default 1 MiB log, about 250 sectors of metadata), and
+        // an unacknowledged request may be half applied after a crash.
         size_t count = 0;
         while (next + count < updates.size() &&
                (log_descriptor_sectors(count + 1) + count + 1) * kLogSectorSize <= log_length)
