@@ -23,6 +23,7 @@ PerLoop<LinuxAio>& registry() {
 struct LinuxAio::Request {
     struct iocb cb;  // first: io_event.obj points here too
     Coroutine* waiter = nullptr;
+    Request* next_queued = nullptr;
     long result = 0;
     bool done = false;
 };
@@ -44,7 +45,7 @@ Result<std::shared_ptr<LinuxAio>> LinuxAio::acquire(EventLoop& loop) {
 }
 
 LinuxAio::LinuxAio(EventLoop& loop, io_context_t ctx, int event_fd)
-    : loop_(loop), ctx_(ctx), event_fd_(event_fd) {}
+    : loop_(loop), ctx_(ctx), event_fd_(event_fd), submit_bh_(loop, [this] { submit_queued(); }) {}
 
 LinuxAio::~LinuxAio() {
     loop_.remove_fd_handler(event_fd_);
@@ -62,7 +63,7 @@ void LinuxAio::co_wait_for_slot() {
 
 long LinuxAio::co_submit(bool is_write, int fd, const iovec* iov, int iovcnt, uint64_t offset,
                          int rw_flags) {
-    while (in_flight_ >= kQueueDepth)
+    while (in_flight_ + queued_ >= kQueueDepth)
         co_wait_for_slot();
 
     Request req;
@@ -74,22 +75,56 @@ long LinuxAio::co_submit(bool is_write, int fd, const iovec* iov, int iovcnt, ui
     io_set_eventfd(&req.cb, event_fd_);
     req.cb.data = &req;
 
-    struct iocb* batch[1] = {&req.cb};
-    for (;;) {
-        const int ret = io_submit(ctx_, 1, batch);
-        if (ret == 1) break;
-        // EAGAIN: the kernel is short of resources; completions of our own
-        // requests free them, so wait for one if any is in flight.
-        if (ret == -EAGAIN && in_flight_ > 0) {
-            co_wait_for_slot();
-            continue;
-        }
-        return ret < 0 ? ret : -EIO;
-    }
-    ++in_flight_;
+    // One io_submit for all requests queued in this loop iteration.
+    if (queue_tail_)
+        queue_tail_->next_queued = &req;
+    else
+        queue_head_ = &req;
+    queue_tail_ = &req;
+    ++queued_;
+    submit_bh_.schedule();
     while (!req.done)
         yield();
     return req.result;
+}
+
+void LinuxAio::submit_queued() {
+    // A woken coroutine may close the last node using this context.
+    std::shared_ptr<LinuxAio> keep = shared_from_this();
+    while (queue_head_) {
+        struct iocb* batch[kQueueDepth];
+        long n = 0;
+        for (Request* r = queue_head_; r && n < static_cast<long>(kQueueDepth); r = r->next_queued)
+            batch[n++] = &r->cb;
+        const int ret = io_submit(ctx_, n, batch);
+        if (ret > 0) {
+            // The kernel took the first `ret`, in order.
+            for (int taken = 0; taken < ret; ++taken)
+                pop_queued();
+            in_flight_ += static_cast<unsigned>(ret);
+            continue;
+        }
+        // EAGAIN: the kernel is short of resources; completions of our own
+        // requests free them, and process_completions() submits again.
+        if ((ret == -EAGAIN || ret == 0) && in_flight_ > 0) return;
+        // Nothing to wait for (-EAGAIN goes to the thread pool), or the
+        // first request is invalid: fail it alone and go on with the rest.
+        const bool fail_all = ret == -EAGAIN || ret == 0;
+        do {
+            Request* req = pop_queued();
+            req->result = ret < 0 ? ret : -EIO;
+            req->done = true;
+            wake(req->waiter);  // may queue more: the queue stays consistent
+        } while (fail_all && queue_head_);
+    }
+}
+
+LinuxAio::Request* LinuxAio::pop_queued() {
+    Request* req = queue_head_;
+    queue_head_ = req->next_queued;
+    if (!queue_head_) queue_tail_ = nullptr;
+    --queued_;
+    return req;
 }
 
 void LinuxAio::process_completions() {
@@ -111,9 +146,10 @@ void LinuxAio::process_completions() {
             --in_flight_;
             wake(req->waiter);
         }
-        while (!slot_waiters_.empty() && in_flight_ < kQueueDepth)
+        while (!slot_waiters_.empty() && in_flight_ + queued_ < kQueueDepth)
             wake(slot_waiters_.pop_front());
     }
+    if (queue_head_) submit_bh_.schedule();  // retries after EAGAIN
 }
 
 }  // namespace coblock

@@ -31,8 +31,9 @@ class LinuxAio : public std::enable_shared_from_this<LinuxAio> {
     LinuxAio(const LinuxAio&) = delete;
     LinuxAio& operator=(const LinuxAio&) = delete;
 
-    // Submits one vectored read or write at once (no batching: it cost 13 %
-    // on this machine) and parks the calling coroutine until it completes.
+    // Queues one vectored read or write for submission at the end of this
+    // loop iteration, with every other request queued in it, and parks the
+    // calling coroutine until it completes.
     // `iov` must stay valid until then; the request itself lives on the
     // caller's stack, so this allocates nothing. `rw_flags` are RWF_* bits
     // (RWF_DSYNC for FUA). Returns the bytes transferred or -errno, raw, for
@@ -50,13 +51,20 @@ class LinuxAio : public std::enable_shared_from_this<LinuxAio> {
     LinuxAio(EventLoop& loop, io_context_t ctx, int event_fd);
     // Parks the caller until a completion frees a slot.
     void co_wait_for_slot();
+    // The bottom half: hands the queued requests to the kernel.
+    void submit_queued();
+    Request* pop_queued();
     // The eventfd handler: reaps until the ring is empty.
     void process_completions();
 
     EventLoop& loop_;
     io_context_t ctx_;
     int event_fd_;
-    unsigned in_flight_ = 0;
+    unsigned in_flight_ = 0;  // submitted, not yet reaped
+    unsigned queued_ = 0;     // waiting for submit_queued()
+    Request* queue_head_ = nullptr;
+    Request* queue_tail_ = nullptr;
+    BottomHalf submit_bh_;
     CoroutineList slot_waiters_;  // intrusive: waiting costs no allocation
 };
 
