@@ -1,7 +1,8 @@
 // io_uring in coroutines (QEMU's block/io_uring.c): an SQE per request, on
-// the submitting coroutine's stack, queued and submitted by a bottom half
-// with every other SQE queued in the same loop iteration; the ring's
-// eventfd wakes the loop, which hands each CQE back to its coroutine.
+// the submitting coroutine's stack; the ring's eventfd wakes the loop,
+// which hands each CQE back to its coroutine. Requests are submitted at
+// once, except those that coroutines woken by completions make: they go to
+// the kernel together when the completions are done, in one io_uring_enter.
 #ifdef COBLOCK_HAVE_IO_URING
 
 #include "drivers/file/io_uring.h"
@@ -47,8 +48,7 @@ Result<std::shared_ptr<IoUring>> IoUring::acquire(EventLoop& loop) {
     });
 }
 
-IoUring::IoUring(EventLoop& loop, int event_fd)
-    : loop_(loop), ring_{}, event_fd_(event_fd), submit_bh_(loop, [this] { submit_queued(); }) {}
+IoUring::IoUring(EventLoop& loop, int event_fd) : loop_(loop), ring_{}, event_fd_(event_fd) {}
 
 IoUring::~IoUring() {
     if (event_fd_ >= 0) {
@@ -86,14 +86,12 @@ long IoUring::co_submit(Op op, int fd, const iovec* iov, int iovcnt, uint64_t of
     }
     io_uring_sqe_set_data(sqe, &req);
     ++in_flight_;
-    // One io_uring_enter for all requests queued in this loop iteration
-    // (typically the ones the completions just processed let through).
     if (unsubmitted_tail_)
         unsubmitted_tail_->next_unsubmitted = &req;
     else
         unsubmitted_head_ = &req;
     unsubmitted_tail_ = &req;
-    submit_bh_.schedule();
+    if (!completing_) submit_queued();
     while (!req.done)
         yield();
     return req.result;
@@ -136,18 +134,31 @@ void IoUring::process_completions() {
     uint64_t count;
     (void)!read(event_fd_, &count, sizeof count);  // clears the counter (nonblocking)
 
-    struct io_uring_cqe* cqe;
-    while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
-        auto* req = static_cast<Request*>(io_uring_cqe_get_data(cqe));
-        const int res = cqe->res;
-        io_uring_cqe_seen(&ring_, cqe);  // before waking: the CQ slot is ours to free
-        --in_flight_;
-        if (req != nullptr) {
-            req->result = res;
-            req->done = true;
-            wake(req->waiter);
+    // Coroutines woken in a round queue their next requests, which are
+    // submitted together at its end. The next round reaps what completed
+    // meanwhile without going back to the loop; the rounds are bounded so
+    // that other fds and timers get their turn (the ring signals the
+    // eventfd again for CQEs posted after the read above).
+    for (int round = 0; round < kMaxRoundsPerWakeup; ++round) {
+        completing_ = true;
+        unsigned reaped = 0;
+        struct io_uring_cqe* cqe;
+        while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
+            auto* req = static_cast<Request*>(io_uring_cqe_get_data(cqe));
+            const int res = cqe->res;
+            io_uring_cqe_seen(&ring_, cqe);  // before waking: the CQ slot is ours to free
+            --in_flight_;
+            ++reaped;
+            if (req != nullptr) {
+                req->result = res;
+                req->done = true;
+                wake(req->waiter);
+            }
+            if (!slot_waiters_.empty() && in_flight_ < kQueueDepth) wake(slot_waiters_.pop_front());
         }
-        if (!slot_waiters_.empty() && in_flight_ < kQueueDepth) wake(slot_waiters_.pop_front());
+        completing_ = false;
+        if (unsubmitted_head_) submit_queued();
+        if (reaped == 0) break;
     }
 }
 

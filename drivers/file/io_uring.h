@@ -23,6 +23,8 @@ class IoUring : public std::enable_shared_from_this<IoUring> {
     // Submission queue entries per ring; the completion queue is twice
     // that, and in-flight requests are capped here so it cannot overflow.
     static constexpr unsigned kQueueDepth = 128;
+    // Rounds of reaping and resubmitting per eventfd wake-up.
+    static constexpr int kMaxRoundsPerWakeup = 64;
 
     enum class Op { kRead, kWrite, kFdatasync };
 
@@ -35,8 +37,9 @@ class IoUring : public std::enable_shared_from_this<IoUring> {
     IoUring(const IoUring&) = delete;
     IoUring& operator=(const IoUring&) = delete;
 
-    // Queues one operation for submission at the end of this loop
-    // iteration and parks the calling coroutine until it completes; the request lives on the
+    // Submits one operation (while completions are being handed out: after
+    // them, with the others queued meanwhile) and parks the calling
+    // coroutine until it completes; the request lives on the
     // caller's stack (no allocation). kRead/kWrite use `iov`, which must stay valid until then;
     // kFdatasync ignores iov and offset. `rw_flags` are RWF_* bits. Returns the bytes transferred
     // (0 for kFdatasync) or -errno, raw. -EAGAIN means the kernel refused the submission: use
@@ -58,7 +61,7 @@ class IoUring : public std::enable_shared_from_this<IoUring> {
     unsigned in_flight_ = 0;               // SQEs handed out whose CQE has not been seen
     Request* unsubmitted_head_ = nullptr;  // queued SQEs, in queue order
     Request* unsubmitted_tail_ = nullptr;
-    BottomHalf submit_bh_;
+    bool completing_ = false;  // inside process_completions()
     CoroutineList slot_waiters_;
 };
 

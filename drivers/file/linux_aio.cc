@@ -45,7 +45,7 @@ Result<std::shared_ptr<LinuxAio>> LinuxAio::acquire(EventLoop& loop) {
 }
 
 LinuxAio::LinuxAio(EventLoop& loop, io_context_t ctx, int event_fd)
-    : loop_(loop), ctx_(ctx), event_fd_(event_fd), submit_bh_(loop, [this] { submit_queued(); }) {}
+    : loop_(loop), ctx_(ctx), event_fd_(event_fd) {}
 
 LinuxAio::~LinuxAio() {
     loop_.remove_fd_handler(event_fd_);
@@ -75,14 +75,15 @@ long LinuxAio::co_submit(bool is_write, int fd, const iovec* iov, int iovcnt, ui
     io_set_eventfd(&req.cb, event_fd_);
     req.cb.data = &req;
 
-    // One io_submit for all requests queued in this loop iteration.
+    // Requests that coroutines woken by completions make go to the kernel
+    // together, in one io_submit, once the completions are handed out.
     if (queue_tail_)
         queue_tail_->next_queued = &req;
     else
         queue_head_ = &req;
     queue_tail_ = &req;
     ++queued_;
-    submit_bh_.schedule();
+    if (!completing_) submit_queued();
     while (!req.done)
         yield();
     return req.result;
@@ -135,9 +136,15 @@ void LinuxAio::process_completions() {
 
     struct io_event events[kQueueDepth];
     struct timespec no_wait = {0, 0};
-    for (;;) {
+    // Coroutines woken in a round queue their next requests, which are
+    // submitted together at its end. Requests that completed inside that
+    // io_submit (O_DIRECT on tmpfs does) are reaped by the next round
+    // without going back to the loop: a bounded number of rounds, so that
+    // other fds and timers get their turn (the eventfd is signalled again
+    // for whatever completes after the read above).
+    for (int round = 0; round < kMaxRoundsPerWakeup; ++round) {
+        completing_ = true;
         const int n = io_getevents(ctx_, 0, kQueueDepth, events, &no_wait);
-        if (n <= 0) break;
         for (int i = 0; i < n; ++i) {
             auto* req = static_cast<Request*>(events[i].data);
             // io_event.res is unsigned: errors arrive as -errno cast to it.
@@ -148,8 +155,11 @@ void LinuxAio::process_completions() {
         }
         while (!slot_waiters_.empty() && in_flight_ + queued_ < kQueueDepth)
             wake(slot_waiters_.pop_front());
+        completing_ = false;
+        // Also retries what an EAGAIN left queued for these completions.
+        if (queue_head_) submit_queued();
+        if (n <= 0) break;
     }
-    if (queue_head_) submit_bh_.schedule();  // retries after EAGAIN
 }
 
 }  // namespace coblock

@@ -21,6 +21,8 @@ class LinuxAio : public std::enable_shared_from_this<LinuxAio> {
     // by every process on the machine and tests run in parallel. Requests
     // beyond this many in flight wait for a slot.
     static constexpr unsigned kQueueDepth = 128;
+    // Rounds of reaping and resubmitting per eventfd wake-up.
+    static constexpr int kMaxRoundsPerWakeup = 64;
 
     // The context of `loop`, shared by all nodes using aio=native in it.
     // Fails with the io_setup errno (EAGAIN: the machine-wide aio-max-nr is
@@ -31,9 +33,9 @@ class LinuxAio : public std::enable_shared_from_this<LinuxAio> {
     LinuxAio(const LinuxAio&) = delete;
     LinuxAio& operator=(const LinuxAio&) = delete;
 
-    // Queues one vectored read or write for submission at the end of this
-    // loop iteration, with every other request queued in it, and parks the
-    // calling coroutine until it completes.
+    // Submits one vectored read or write (while completions are being
+    // handed out: after them, in one io_submit with the others queued
+    // meanwhile) and parks the calling coroutine until it completes.
     // `iov` must stay valid until then; the request itself lives on the
     // caller's stack, so this allocates nothing. `rw_flags` are RWF_* bits
     // (RWF_DSYNC for FUA). Returns the bytes transferred or -errno, raw, for
@@ -51,7 +53,7 @@ class LinuxAio : public std::enable_shared_from_this<LinuxAio> {
     LinuxAio(EventLoop& loop, io_context_t ctx, int event_fd);
     // Parks the caller until a completion frees a slot.
     void co_wait_for_slot();
-    // The bottom half: hands the queued requests to the kernel.
+    // Hands the queued requests to the kernel.
     void submit_queued();
     Request* pop_queued();
     // The eventfd handler: reaps until the ring is empty.
@@ -64,7 +66,7 @@ class LinuxAio : public std::enable_shared_from_this<LinuxAio> {
     unsigned queued_ = 0;     // waiting for submit_queued()
     Request* queue_head_ = nullptr;
     Request* queue_tail_ = nullptr;
-    BottomHalf submit_bh_;
+    bool completing_ = false;     // inside process_completions()
     CoroutineList slot_waiters_;  // intrusive: waiting costs no allocation
 };
 
