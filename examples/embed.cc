@@ -58,10 +58,12 @@ int main(int argc, char** argv) {
     (*blk)->aio_flush(on_complete, &flush);
 
     while (!(write.done && flush.done)) {
+        // Rounded up: coblock's timers can be due in microseconds (the
+        // thread pool's stall check), and rounding down would spin.
         const int64_t timeout_ns = (*blk)->loop().timeout_ns();
         epoll_event got;
         epoll_wait(emulator_epoll, &got, 1,
-                   timeout_ns < 0 ? -1 : static_cast<int>(timeout_ns / 1000000));
+                   timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999999) / 1000000));
         (*blk)->loop().poll(false);  // dispatch coblock's completions
     }
     (*blk)->aio_preadv(0, &in_iov, on_complete, &read);
