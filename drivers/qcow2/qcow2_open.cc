@@ -257,7 +257,11 @@ Status Qcow2Node::co_open(OpenContext& ctx, const Qcow2Options& options) {
         }
     }
     if (h.nb_snapshots > 0) {
-        uint64_t want = qcow2::kSnapshotFixedBytes;
+        // The table's length is only known by walking it: read a prefix
+        // and double it until the scan completes. Growing by the one entry
+        // each scan asks for would read and rescan the table once per
+        // entry (8192 empty entries took 2.4 s in the fuzzing build).
+        uint64_t want = 4096;
         std::vector<std::byte> bytes;
         for (;;) {
             bytes.resize(want);
@@ -270,7 +274,8 @@ Status Qcow2Node::co_open(OpenContext& ctx, const Qcow2Options& options) {
                 break;
             }
             if (scan.bytes <= want) return corrupt_error("qcow2: snapshot table scan stalled");
-            want = scan.bytes;
+            // scan_snapshot_table bounds the table (64 MiB), so this ends.
+            want = std::max(scan.bytes, std::min(want * 2, qcow2::kMaxSnapshotTableBytes));
         }
         auto parsed = qcow2::parse_snapshot_table(bytes, h.nb_snapshots);
         if (parsed.ok())
