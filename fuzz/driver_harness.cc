@@ -151,8 +151,9 @@ void run(const uint8_t* data, size_t size) {
                     debug("write", b.pwrite(offset, buf.data(), bytes));
                     break;
                 case kWriteZeroes:
-                    debug("write zeroes",
-                          b.pwrite_zeroes(offset, bytes, op.fill & 1 ? kReqMayUnmap : 0));
+                    debug(
+                        "write zeroes",
+                        b.pwrite_zeroes(offset, bytes, op.fill & 1 ? uint32_t{kReqMayUnmap} : 0u));
                     break;
                 case kDiscard:
                     debug("discard", b.pdiscard(offset, bytes));

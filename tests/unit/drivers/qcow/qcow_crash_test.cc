@@ -129,8 +129,9 @@ int run_crash_points(const Scenario& sc, const std::vector<Op>& ops) {
                     }
                 } else {
                     std::vector<uint8_t> data(op.length, op.value);
-                    s = (*blk)->pwrite(op.offset, data.data(), data.size(),
-                                       op.kind == Op::kCompressed ? kReqWriteCompressed : 0);
+                    s = (*blk)->pwrite(
+                        op.offset, data.data(), data.size(),
+                        op.kind == Op::kCompressed ? uint32_t{kReqWriteCompressed} : 0u);
                     if (s.ok())
                         std::fill(acked.begin() + op.offset, acked.begin() + op.offset + op.length,
                                   op.value);

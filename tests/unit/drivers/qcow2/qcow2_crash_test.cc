@@ -468,7 +468,9 @@ class Qcow2AllocSpaceTest : public Qcow2CrashTest {
         auto blk = open_on(log, nullptr, false);
         EXPECT_TRUE(blk.ok());
         if (!blk.ok()) return out;
-        if (zero_cluster_first) EXPECT_TRUE((*blk)->pwrite_zeroes(0, 65536, 0).ok());
+        if (zero_cluster_first) {
+            EXPECT_TRUE((*blk)->pwrite_zeroes(0, 65536, 0).ok());
+        }
         // The L2 table is allocated by this write too: remember where the
         // file ended before the data cluster to tell them apart.
         const size_t before = log->log().size();

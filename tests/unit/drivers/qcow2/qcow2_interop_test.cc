@@ -518,7 +518,9 @@ TEST_F(Qcow2InteropTest, CheckLeaksModeLeavesTooLowRefcountsAsQemu) {
                   0);
         // Two references to one cluster: an internal snapshot shares it.
         ASSERT_EQ(run_command(std::string(kQemuIo) + " -f qcow2 -c 'write -P 1 0 8k' " + img), 0);
-        if (stored == 1) ASSERT_EQ(run_command(std::string(kQemuImg) + " snapshot -c s " + img), 0);
+        if (stored == 1) {
+            ASSERT_EQ(run_command(std::string(kQemuImg) + " snapshot -c s " + img), 0);
+        }
         auto f = testing::read_file(img, 0, testing::file_size(img));
         auto be64 = [&](uint64_t off) {
             uint64_t v = 0;
