@@ -124,7 +124,9 @@ void IoUring::submit_queued() {
         io_uring_sqe_set_data(req->sqe, nullptr);
         req->result = ret < 0 ? ret : -EAGAIN;
         req->done = true;
-        wake(req->waiter);  // may queue new requests: the list is detached
+        // The submitting coroutine (when co_submit called us) sees `done`
+        // itself. Others may queue new requests: the list is detached.
+        if (req->waiter != Coroutine::self()) wake(req->waiter);
     }
 }
 

@@ -115,7 +115,10 @@ void LinuxAio::submit_queued() {
             Request* req = pop_queued();
             req->result = ret < 0 ? ret : -EIO;
             req->done = true;
-            wake(req->waiter);  // may queue more: the queue stays consistent
+            // The submitting coroutine (when co_submit called us) sees
+            // `done` itself. Others may queue more; the queue stays
+            // consistent.
+            if (req->waiter != Coroutine::self()) wake(req->waiter);
         } while (fail_all && queue_head_);
     }
 }

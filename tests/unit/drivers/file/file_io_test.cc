@@ -4,6 +4,7 @@
 // flight, vectored buffers, FUA, flush, zero writes, discard).
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstring>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "coroutine/coroutine.h"
 #include "coroutine/event_loop.h"
 #include "coroutine/run_sync.h"
+#include "drivers/file/linux_aio.h"
 #include "tests/unit/drivers/file/file_test_util.h"
 
 namespace coblock {
@@ -221,6 +223,20 @@ TEST_P(FileIoTest, ZeroWritesAndDiscardReadAsZeros) {
     ASSERT_TRUE(status.ok()) << status.error().to_string();
     EXPECT_TRUE(status->flags & kStatusZero);
     EXPECT_FALSE(status->flags & kStatusData);
+}
+
+// A request the kernel refuses at io_submit (a bad fd) fails with the errno
+// in the coroutine that submitted it.
+TEST(LinuxAio, RefusedSubmissionFailsItsOwnRequest) {
+    EventLoop loop;
+    EventLoop::Scope scope(loop);
+    auto aio = LinuxAio::acquire(loop);
+    if (!aio.ok()) GTEST_SKIP() << "libaio unavailable: " << aio.error().message;
+    char byte = 0;
+    iovec iov{&byte, 1};
+    const long ret = run_sync(loop, [&] { return (*aio)->co_submit(false, -1, &iov, 1, 0, 0); });
+    EXPECT_EQ(ret, -EBADF);
+    EXPECT_EQ((*aio)->in_flight(), 0u);
 }
 
 const IoMode kModes[] = {
